@@ -1,0 +1,1 @@
+"""Experiments: one file each, registered with ``@experiment``; run with ``sciml run NAME``."""

@@ -1,0 +1,1 @@
+"""Paper reproductions: one file per paper, registered with ``@reproduction``; run with ``sciml reproduce KEY``."""

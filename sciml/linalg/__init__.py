@@ -1,0 +1,20 @@
+"""sciml.linalg: the shared structured linear-algebra core (CPU or GPU, float32/float64).
+
+Imports only sciml.core and torch. Domain modules build on these names.
+"""
+
+from sciml.linalg.chebyshev import (chebyshev_basis, chebyshev_coefficients, chebyshev_derivative,
+                                    chebyshev_evaluate, chebyshev_integral_weights, chebyshev_integrate,
+                                    chebyshev_nodes, chebyshev_values)
+from sciml.linalg.kronecker import KroneckerEigh, KroneckerOperator, kron_vector
+from sciml.linalg.operator import DenseOperator, LinearOperator, MatvecOperator, as_operator
+from sciml.linalg.tensor_ops import fold, khatri_rao, mode_product, multi_mode_product, unfold
+from sciml.linalg.tucker import TuckerFit, TuckerTensor, tucker_hooi, tucker_hosvd
+
+__all__ = [
+    "chebyshev_basis", "chebyshev_coefficients", "chebyshev_derivative", "chebyshev_evaluate",
+    "chebyshev_integral_weights", "chebyshev_integrate", "chebyshev_nodes", "chebyshev_values",
+    "DenseOperator", "KroneckerEigh", "KroneckerOperator", "LinearOperator", "MatvecOperator", "TuckerFit",
+    "TuckerTensor", "as_operator", "fold", "khatri_rao", "kron_vector", "mode_product", "multi_mode_product",
+    "tucker_hooi", "tucker_hosvd", "unfold",
+]

@@ -1,0 +1,154 @@
+"""The linear-operator contract shared by every structured operator and matrix-free algorithm.
+
+A subclass declares ``shape``, ``dtype`` and ``device`` and implements ``_matmat`` (and ``to_dense``). The
+public ``matmat`` / ``@`` check shapes once and then call the hook (scipy's public-check -> private-hook
+split). Operators are 2-D; right-hand sides may be a vector ``(n,)`` or a batch of columns ``(n, k)``.
+Dense fallbacks for ``diagonal``/``solve``/``logdet``/``eigh`` exist so every operator answers every
+question, and structured subclasses override them. Nothing switches method behind the caller's back.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Callable
+
+import torch
+
+from sciml.core import check_floating
+
+
+class LinearOperator(abc.ABC):
+    """A square or rectangular linear map, applied matrix-free through ``_matmat``."""
+
+    shape: tuple[int, int]
+    dtype: torch.dtype
+    device: torch.device
+
+    @abc.abstractmethod
+    def _matmat(self, X: torch.Tensor) -> torch.Tensor:
+        """Apply the operator to a checked ``(n, k)`` block. Shapes: (n, k) -> (m, k)."""
+
+    def to_dense(self) -> torch.Tensor:
+        """The dense ``(m, n)`` matrix (default: apply the operator to the identity)."""
+        return self._matmat(torch.eye(self.shape[1], dtype=self.dtype, device=self.device))
+
+    # ---- public, checked entry points -------------------------------------------------------------------
+    def matmat(self, X: torch.Tensor) -> torch.Tensor:
+        """Apply to a vector ``(n,)`` or a block ``(n, k)``; returns ``(m,)`` or ``(m, k)``."""
+        if not isinstance(X, torch.Tensor):
+            raise ValueError(f"right-hand side must be a torch.Tensor, got {type(X).__name__}")
+        if X.ndim not in (1, 2) or X.shape[0] != self.shape[1]:
+            raise ValueError(f"operator of shape {self.shape} cannot act on a tensor of shape {tuple(X.shape)}; "
+                             f"expected ({self.shape[1]},) or ({self.shape[1]}, k)")
+        if X.device != self.device:
+            raise ValueError(f"right-hand side is on {X.device}, operator on {self.device}")
+        if X.dtype != self.dtype:
+            raise ValueError(f"right-hand side has dtype {X.dtype}, operator {self.dtype}; cast one of them")
+        if X.ndim == 1:
+            return self._matmat(X[:, None])[:, 0]
+        return self._matmat(X)
+
+    def __matmul__(self, X: torch.Tensor) -> torch.Tensor:
+        return self.matmat(X)
+
+    @property
+    def n(self) -> int:
+        """The size of a square operator."""
+        self._require_square("n")
+        return self.shape[0]
+
+    def _require_square(self, what: str) -> None:
+        if self.shape[0] != self.shape[1]:
+            raise ValueError(f"{what} needs a square operator, this one is {self.shape}")
+
+    # ---- dense fallbacks, overridden where structure helps -----------------------------------------------
+    def diagonal(self) -> torch.Tensor:
+        self._require_square("diagonal")
+        return torch.diagonal(self.to_dense())
+
+    def eigh(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eigenvalues (ascending) and eigenvectors of a symmetric operator (dense fallback)."""
+        self._require_square("eigh")
+        return torch.linalg.eigh(self.to_dense())
+
+    def solve(self, B: torch.Tensor, shift: float = 0.0) -> torch.Tensor:
+        """Solve ``(A + shift I) X = B`` (dense LU fallback)."""
+        self._require_square("solve")
+        dense = self.to_dense() + shift * torch.eye(self.n, dtype=self.dtype, device=self.device)
+        return torch.linalg.solve(dense, B)
+
+    def logdet(self, shift: float = 0.0) -> torch.Tensor:
+        """``log det(A + shift I)`` of a symmetric positive-definite operator (dense Cholesky fallback)."""
+        self._require_square("logdet")
+        dense = self.to_dense() + shift * torch.eye(self.n, dtype=self.dtype, device=self.device)
+        chol, info = torch.linalg.cholesky_ex(dense)
+        if int(info) != 0:
+            raise ValueError("logdet needs a symmetric positive-definite operator (Cholesky failed)")
+        return 2.0 * torch.log(torch.diagonal(chol)).sum()
+
+    @property
+    def T(self) -> "LinearOperator":
+        return MatvecOperator(lambda X: self.to_dense().mT @ X, (self.shape[1], self.shape[0]),
+                              self.dtype, self.device)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(shape={self.shape}, dtype={self.dtype}, device={self.device})"
+
+
+class DenseOperator(LinearOperator):
+    """A dense matrix behind the operator interface."""
+
+    def __init__(self, matrix: torch.Tensor) -> None:
+        check_floating(matrix, "matrix")
+        if matrix.ndim != 2:
+            raise ValueError(f"matrix must be 2-D, got shape {tuple(matrix.shape)}")
+        self.matrix = matrix
+        self.shape = (matrix.shape[0], matrix.shape[1])
+        self.dtype, self.device = matrix.dtype, matrix.device
+
+    def _matmat(self, X: torch.Tensor) -> torch.Tensor:
+        return self.matrix @ X
+
+    def to_dense(self) -> torch.Tensor:
+        return self.matrix
+
+    @property
+    def T(self) -> "DenseOperator":
+        return DenseOperator(self.matrix.mT)
+
+
+class MatvecOperator(LinearOperator):
+    """Wraps a callable ``X -> A X`` that accepts ``(n, k)`` blocks (and ideally ``(n,)`` vectors)."""
+
+    def __init__(self, matmat: Callable[[torch.Tensor], torch.Tensor], shape: tuple[int, int] | int,
+                 dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu") -> None:
+        if isinstance(shape, int):
+            shape = (shape, shape)
+        if len(shape) != 2 or min(shape) < 1:
+            raise ValueError(f"shape must be a pair of positive ints, got {shape}")
+        self._fn = matmat
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.dtype, self.device = dtype, torch.device(device)
+
+    def _matmat(self, X: torch.Tensor) -> torch.Tensor:
+        out = self._fn(X)
+        if out.shape != (self.shape[0], X.shape[1]):
+            raise ValueError(f"the matvec callable returned shape {tuple(out.shape)} for an input of shape "
+                             f"{tuple(X.shape)}; expected ({self.shape[0]}, {X.shape[1]})")
+        return out
+
+
+def as_operator(op: LinearOperator | torch.Tensor | Callable, n: int | None = None,
+                dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu") -> LinearOperator:
+    """Accept an operator, a dense matrix, or a matvec callable (then ``n=`` gives the size)."""
+    if isinstance(op, LinearOperator):
+        if n is not None and op.shape != (n, n):
+            raise ValueError(f"n={n} given but the operator has shape {op.shape}")
+        return op
+    if isinstance(op, torch.Tensor):
+        return DenseOperator(op)
+    if callable(op):
+        if n is None:
+            raise ValueError("a matvec callable needs n= (the operator's size)")
+        return MatvecOperator(op, (n, n), dtype, device)
+    raise ValueError(f"expected a LinearOperator, a tensor or a callable, got {type(op).__name__}")
