@@ -21,3 +21,13 @@ def device(request) -> torch.device:
 @pytest.fixture(params=[torch.float64, torch.float32], ids=["f64", "f32"])
 def dtype(request) -> torch.dtype:
     return request.param
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread per test: the tests use small tensors, and on a shared 2-core box two OpenMP threads
+    spin-wait on each other (small LAPACK calls measured 10-1000x slower)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

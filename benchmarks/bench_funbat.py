@@ -1,0 +1,110 @@
+"""FunBaT fit time: state-space (Kalman/RTS) vs the dense-GP formulation of the same model vs gpytorch exact GP.
+
+Sweep 1 (N): the spec's generator with fixed 30×30×100 distinct coordinates, N from 1e3 to 1e5 observations;
+FunBaT should grow linearly in N. Sweep 2 (S): distinct coordinates per mode S from 50 to 1600 with N = 10 S;
+the Kalman smoother is linear in S, the dense GP formulation (same model, same messages) cubic. gpytorch exact
+GP regression (20 Adam steps, Cholesky) runs while N <= --gp-max. Every fit runs a fixed number of epochs.
+
+    python benchmarks/bench_funbat.py [--quick]
+
+Run on a shared 2-core machine: compare ratios within one run, not absolute seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import time
+
+import torch
+
+from sciml.tensor import FunBaT, fit_gp_regression, spatiotemporal_tensor
+from sciml.tensor.funbat_data import spatiotemporal_truth
+
+
+def _time(fn, *args, repeat: int = 1, **kwargs) -> float:
+    best = math.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn(*args, **kwargs)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _fit(coords, values, epochs, smoother="kalman"):
+    return FunBaT(ranks=2, lengthscale=0.3, smoother=smoother, tol=1e-300).fit(
+        coords, values, n_iter=epochs, generator=torch.Generator().manual_seed(0), on_failure="ignore")
+
+
+def _slope(xs, ys) -> float:
+    lx = torch.log(torch.tensor(xs, dtype=torch.float64))
+    ly = torch.log(torch.tensor(ys, dtype=torch.float64))
+    lx = lx - lx.mean()
+    return float((lx * (ly - ly.mean())).sum() / (lx * lx).sum())
+
+
+def sweep_n(sizes, epochs, gp_max, gp_iter):
+    print(f"\nSweep 1: N observations, fixed 30x30x100 distinct coordinates, R = 2, {epochs} epochs")
+    print(f"{'N':>8} {'funbat_s':>9} {'dense_s':>9} {'gpytorch_s':>11} {'gp/funbat':>10}")
+    ns, times = [], []
+    for n in sizes:
+        d = spatiotemporal_tensor(n, test_fraction=0.01, generator=torch.Generator().manual_seed(0))
+        t_fun = _time(_fit, d.train_coords, d.train_values, epochs)
+        t_dense = _time(_fit, d.train_coords, d.train_values, epochs, "dense")
+        t_gp = math.nan
+        if n <= gp_max:
+            t_gp = _time(fit_gp_regression, d.train_coords, d.train_values, n_iter=gp_iter, max_train=None)
+        ns.append(d.train_coords.shape[0])
+        times.append(t_fun)
+        print(f"{ns[-1]:>8} {t_fun:>9.3f} {t_dense:>9.3f} {t_gp:>11.3f} {t_gp / t_fun:>10.2f}")
+    upper = [i for i, n in enumerate(ns) if n >= 8000] or list(range(len(ns)))
+    print(f"growth exponent of FunBaT time in N (all sizes): {_slope(ns, times):.2f}; "
+          f"(N >= 8000): {_slope([ns[i] for i in upper], [times[i] for i in upper]):.2f}")
+
+
+def sweep_s(sizes, epochs):
+    print(f"\nSweep 2: S distinct coordinates per mode (N = 10 S), R = 2, {epochs} epochs")
+    print(f"{'S':>6} {'N':>7} {'kalman_s':>9} {'dense_s':>9} {'dense/kalman':>13}")
+    ss, tk, td = [], [], []
+    for s in sizes:
+        gen = torch.Generator().manual_seed(s)
+        coords = torch.rand(10 * s, 3, dtype=torch.float64, generator=gen)
+        coords = torch.round(coords * s) / s      # about S distinct values per mode
+        values = spatiotemporal_truth(coords) + 0.1 * torch.randn(10 * s, dtype=torch.float64, generator=gen)
+        t_k = _time(_fit, coords, values, epochs)
+        t_d = _time(_fit, coords, values, epochs, "dense") if s <= 800 else math.nan
+        ss.append(s)
+        tk.append(t_k)
+        td.append(t_d)
+        print(f"{s:>6} {10 * s:>7} {t_k:>9.3f} {t_d:>9.3f} {t_d / t_k:>13.2f}")
+    dense_pts = [(s, t) for s, t in zip(ss, td) if math.isfinite(t)]
+    print(f"growth exponent in S: kalman {_slope(ss, tk):.2f}, dense "
+          f"{_slope(*zip(*dense_pts)) if len(dense_pts) > 1 else math.nan:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--gp-max", type=int, default=2000)
+    parser.add_argument("--gp-iter", type=int, default=20)
+    args = parser.parse_args()
+    torch.set_num_threads(1)    # tiny LAPACK calls stall with 2 OpenMP threads on a loaded machine
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
+          f"{torch.__version__}, 1 thread, load average {os.getloadavg()[0]:.1f}")
+    warm = spatiotemporal_tensor(500, generator=torch.Generator().manual_seed(0))
+    _fit(warm.train_coords, warm.train_values, 2)                       # first-call overheads out of the timings
+    _fit(warm.train_coords, warm.train_values, 2, "dense")
+    fit_gp_regression(warm.train_coords, warm.train_values, n_iter=2, max_train=None)
+    if args.quick:
+        sweep_n([1000, 3000, 10000, 30000], args.epochs, min(args.gp_max, 1000), args.gp_iter)
+        sweep_s([50, 100, 200, 400], args.epochs)
+    else:
+        sweep_n([1000, 2000, 5000, 10000, 30000, 100000], args.epochs, args.gp_max, args.gp_iter)
+        sweep_s([50, 100, 200, 400, 800], args.epochs)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""FunBaT (Fang et al., ICLR 2024): the real-data RMSE table (paper-only) and the synthetic experiments.
+
+The real datasets (BeijingAir PM2.5 / PM10 / SO2, US-TEMP) cannot be downloaded here, so their rows show the
+published numbers only. The values are the authors' committed result logs (``result_log/*_Tucker``, mean ± std
+over 5 folds), which the spec transcribes and which are probably the source of Table 1; the PDF's table body
+could not be read offline. Measured rows: the authors' 2-mode rank-1 synthetic generator with FunBaT-CP
+(paper Sec. 5.1, same generator and hyperparameters), and the spec's synthetic spatio-temporal benchmark with
+known truth (bands from spec §2.5, set before running), with the discrete and GP baselines reported beside it.
+"""
+
+from __future__ import annotations
+
+from experiments.tensor_funbat_cp_rank1 import Config as CPConfig
+from experiments.tensor_funbat_cp_rank1 import cp_rank1, plot_cp
+from experiments.tensor_funbat_synthetic import Config as STConfig
+from experiments.tensor_funbat_synthetic import benchmark, plot_factors, single_thread
+from sciml.runner import Measured, Paper, Row, RunContext, reproduction
+
+PAPER = Paper(key="funbat", title="Functional Bayesian Tucker Decomposition for Continuous-indexed Tensor Data",
+              arxiv="2311.04829", venue="ICLR 2024")
+
+_OFFLINE = "data not available offline; value from the authors' result logs (5 folds), see module docstring"
+
+# (dataset, metric, {rank: value}) for FunBaT (Tucker); [author logs] as transcribed in the spec §2.3.
+_REAL = (
+    ("PM2.5", "RMSE", {2: 0.2955, 3: 0.2910, 5: 0.2997, 7: 0.3184}),
+    ("PM2.5", "MAE", {2: 0.1825, 3: 0.1831, 5: 0.1878, 7: 0.1975}),
+    ("PM10", "RMSE", {2: 0.3283, 3: 0.3484, 5: 0.3378, 7: 0.3468}),
+    ("SO2", "RMSE", {2: 0.3859, 3: 0.3861, 5: 0.3879, 7: 0.3898}),
+    ("SO2", "MAE", {2: 0.2409, 3: 0.2410, 5: 0.2414, 7: 0.2417}),
+    ("US-TEMP", "RMSE", {2: 1.37, 3: 1.35, 5: 1.19}),
+)
+_REAL_CP = (("PM2.5", 0.2943), ("PM10", 0.3465), ("SO2", 0.3839))
+
+_ST_SETTING = ("spec §2.5 generator: 30×30×100 irregular coordinates in [0,1], rank-(2,2,2) truth, noise 0.1, "
+               "N = 8000, 80/20 split, Matérn-3/2 ℓ = 0.3, up to 100 epochs")
+
+ROWS = tuple(
+    Row(key=f"tab1/{ds.lower()}/r{r}/{metric.lower()}", source="Table 1 (author logs)",
+        paper_setting=f"{ds}, FunBaT (Tucker), R = {r}, 5 random 80/20 folds", metric=f"test {metric} (lower is better)"
+        + (" in °F" if ds == "US-TEMP" else " on z-scored targets"),
+        paper=v, ours_setting="-", expect=None, note=_OFFLINE)
+    for ds, metric, values in _REAL for r, v in values.items()
+) + tuple(
+    Row(key=f"tab1/{ds.lower()}/cp_r3/rmse", source="Table 1 (author logs)",
+        paper_setting=f"{ds}, FunBaT-CP, R = 3, 5 folds", metric="test RMSE (lower is better)", paper=v,
+        ours_setting="-", expect=None, note=_OFFLINE)
+    for ds, v in _REAL_CP
+) + (
+    Row(key="synth/cp_r1/rmse", source="Sec. 5.1 (authors' notebook)",
+        paper_setting="2-mode rank-1 u1(x)u2(y), six random 15×15 grids, 50% train, noise-free, FunBaT-CP, "
+                      "Matérn-3/2 ℓ = 0.1, σ² = 0.5, 100 epochs",
+        metric="test RMSE (lower is better)", paper=0.004,
+        ours_setting="same generator and hyperparameters (our random draws), mean over seeds",
+        expect=(0.0, 0.01), same_setting=True,
+        note="spec acceptance: RMSE <= 0.01; paper value from the authors' notebook"),
+    Row(key="synth/cp_r1/mae", source="Sec. 5.1 (authors' notebook)", paper_setting="as above",
+        metric="test MAE (lower is better)", paper=0.002, ours_setting="as above", expect=(0.0, 0.01),
+        same_setting=True),
+    Row(key="st/funbat_r2/rmse", source="spec §2.5 (not in the paper)", paper_setting=_ST_SETTING,
+        metric="test RMSE on noisy y, mean over seeds", paper=None, ours_setting="see note; R = 2",
+        expect=(0.0, 0.105), note="spec recomputed 0.1013; oracle (true f) ≈ 0.10"),
+    Row(key="st/funbat_r2/rmse_truth", source="spec §2.5", paper_setting=_ST_SETTING,
+        metric="RMSE against the noise-free truth, mean over seeds", paper=None, ours_setting="R = 2",
+        expect=(0.0, 0.03), note="spec recomputed 0.017"),
+    Row(key="st/funbat_r3/rmse", source="spec §2.5", paper_setting=_ST_SETTING,
+        metric="test RMSE on noisy y, mean over seeds", paper=None, ours_setting="R = 3", expect=(0.0, 0.105),
+        note="spec recomputed 0.1016"),
+    Row(key="st/funbat_r3/rmse_truth", source="spec §2.5", paper_setting=_ST_SETTING,
+        metric="RMSE against the noise-free truth, mean over seeds", paper=None, ours_setting="R = 3",
+        expect=(0.0, 0.03), note="spec recomputed 0.018"),
+    Row(key="st/ablation_ratio", source="spec §2.5", paper_setting="ℓ → 0 (ν = 1/2, ℓ = 1e-4), R = 2",
+        metric="ablation RMSE / FunBaT RMSE (noisy y)", paper=None, ours_setting="R = 2",
+        expect=(2.0, 1e9),
+        note="spec: the functional prior must matter by more than 2x (recomputed 2.4x, single start); with "
+             "restarts the discrete (l -> 0) model reaches ~0.10 on some seeds, so the seed mean is lower"),
+    Row(key="st/funbat_r2/coverage95", source="issue 5", paper_setting=_ST_SETTING,
+        metric="fraction of noisy test values inside the 95% predictive band", paper=None, ours_setting="R = 2",
+        expect=(0.93, 0.97)),
+    Row(key="st/tucker_als/rmse_truth", source="baseline", paper_setting="masked Tucker-ALS on 30×30×100 bins",
+        metric="RMSE against the truth", paper=None, ours_setting="ours (HOOI + EM imputation), R = 2",
+        expect=None),
+    Row(key="st/tensorly_tucker/rmse_truth", source="baseline",
+        paper_setting="tensorly.decomposition.tucker(mask=...) on 30×30×100 bins", metric="RMSE against the truth",
+        paper=None, ours_setting="tensorly, R = 2, 20 iterations, seed 0 only", expect=None),
+    Row(key="st/ptucker/rmse_truth", source="baseline", paper_setting="P-Tucker-style ALS on 30×30×100 bins",
+        metric="RMSE against the truth", paper=None, ours_setting="ridge 0.1, R = 2", expect=None),
+    Row(key="st/gp/rmse_truth", source="baseline", paper_setting="exact GP regression on raw coordinates",
+        metric="RMSE against the truth", paper=None,
+        ours_setting="gpytorch, ARD Matérn-3/2, random 800-point training subset, 40 Adam steps, seed 0 only", expect=None),
+    Row(key="st/funbat_r2/gp_ratio", source="issue 5", paper_setting="FunBaT R = 2 vs GP regression",
+        metric="FunBaT RMSE_truth / GP RMSE_truth (<= 1: FunBaT matches or beats the GP)", paper=None,
+        ours_setting="as the two rows above", expect=(0.0, 1.0)),
+)
+
+
+@reproduction(PAPER, rows=ROWS, summary="FunBaT: real-data table (paper-only) + synthetic experiments vs ours")
+def reproduce(ctx: RunContext) -> dict[str, Measured]:
+    out: dict[str, Measured] = {}
+    if ctx.scale == "smoke":
+        st = STConfig(n_obs=2000, seeds=1, ranks=(2,), n_iter=30, baseline_seeds=1, tensorly_seeds=0,
+                      gp_max_train=300, gp_iter=30)
+        cp = CPConfig(seeds=1)
+        scaled = "smoke: N = 2000, 1 seed, 30 epochs (the bands are for N = 8000)"
+    else:
+        st, cp = STConfig(), CPConfig()
+        scaled = f"N = {st.n_obs}, {st.seeds} seeds"
+    with single_thread():
+        cp_metrics, cp_first = cp_rank1(cp, ctx)
+        plot_cp(ctx, cp_first)
+        metrics, keep = benchmark(st, ctx)
+        if keep:
+            plot_factors(ctx, keep["result"])
+    seeds_note = f"{cp.seeds} seeds, ± {cp_metrics['rmse_std']:.1e}"
+    out["synth/cp_r1/rmse"] = Measured(cp_metrics["rmse"], seeds_note)
+    out["synth/cp_r1/mae"] = Measured(cp_metrics["mae"], seeds_note)
+    for key in ("funbat_r2/rmse", "funbat_r2/rmse_truth", "funbat_r3/rmse", "funbat_r3/rmse_truth",
+                "funbat_r2/coverage95", "tucker_als/rmse_truth", "tensorly_tucker/rmse_truth",
+                "ptucker/rmse_truth", "gp/rmse_truth"):
+        if key in metrics:
+            n = int(metrics[key.split("/")[0] + "/n_seeds"])
+            out[f"st/{key}"] = Measured(metrics[key], f"{scaled}; ± {metrics[key + '_std']:.4f} over {n} seed(s)")
+    if "ablation_l0/rmse" in metrics:
+        out["st/ablation_ratio"] = Measured(metrics["ablation_l0/rmse"] / metrics["funbat_r2/rmse"], scaled)
+    if "gp/rmse_truth" in metrics:
+        out["st/funbat_r2/gp_ratio"] = Measured(metrics["funbat_r2/seed0_rmse_truth"] / metrics["gp/rmse_truth"],
+                                                "both on seed 0")
+    ctx.log("oracle (true f) test RMSE: " + f"{metrics['oracle/rmse']:.4f}")
+    return out
+

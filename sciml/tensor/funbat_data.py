@@ -1,0 +1,113 @@
+"""Synthetic data with known truth for FunBaT: the spec's spatio-temporal tensor and the authors' 2-mode generator.
+
+Reference: spec ``tensor.md`` §2.5 (generator of the CPU-scale benchmark) and the authors' notebook
+``data/synthetic/simu_data_generate_CP_r1.ipynb`` (u₁(t) = sin²(2πt)cos(2πt), u₂(t) = e^{-2t} sin(1.5πt)).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+
+from sciml.core import Result
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticTensor(Result):
+    """Observations with their noise-free truth, split into train and test.
+
+    Shapes: train_coords (N_train, K), train_values (N_train,), train_truth (N_train,), likewise for test;
+    grids[k] (S_k,) the distinct coordinates the cells were drawn from.
+    """
+
+    train_coords: torch.Tensor
+    train_values: torch.Tensor
+    train_truth: torch.Tensor
+    test_coords: torch.Tensor
+    test_values: torch.Tensor
+    test_truth: torch.Tensor
+    grids: tuple[torch.Tensor, ...]
+    noise_std: float
+
+
+def spatiotemporal_factors(mode: int, s: torch.Tensor) -> torch.Tensor:
+    """The true factor functions u^mode(s) of the spec's benchmark, shape (n, 2)."""
+    pi = math.pi
+    if mode == 0:
+        return torch.stack([torch.sin(pi * s), torch.cos(2 * pi * s) * torch.exp(-s)], dim=-1)
+    if mode == 1:
+        return torch.stack([torch.cos(pi * s), 0.5 * torch.sin(3 * pi * s) + s], dim=-1)
+    if mode == 2:
+        return torch.stack([torch.sin(2 * pi * s) + 0.3, torch.cos(4 * pi * s) * torch.exp(-s)], dim=-1)
+    raise ValueError(f"mode must be 0, 1 or 2, got {mode}")
+
+
+def spatiotemporal_core(dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The spec's 2×2×2 core: W000 = 1.5, W111 = -1, W010 = 0.7, W101 = 0.5."""
+    core = torch.zeros(2, 2, 2, dtype=dtype, device=device)
+    core[0, 0, 0], core[1, 1, 1], core[0, 1, 0], core[1, 0, 1] = 1.5, -1.0, 0.7, 0.5
+    return core
+
+
+def spatiotemporal_truth(coords: torch.Tensor) -> torch.Tensor:
+    """Noise-free f at coordinates (n, 3): W ×_k u^k(coords[:, k])."""
+    core = spatiotemporal_core(coords.dtype, coords.device)
+    u = [spatiotemporal_factors(k, coords[:, k]) for k in range(3)]
+    return torch.einsum("abc,na,nb,nc->n", core, *u)
+
+
+def spatiotemporal_tensor(n_obs: int = 8000, grid_sizes: tuple[int, int, int] = (30, 30, 100),
+                          noise_std: float = 0.1, test_fraction: float = 0.2,
+                          generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64,
+                          device: torch.device | str = "cpu") -> SyntheticTensor:
+    """The spec's pollutant-like tensor over (latitude, longitude, time) on irregular grids in [0, 1].
+
+    Distinct coordinates are sorted U(0, 1) draws (30, 30, 100); ``n_obs`` cells are drawn with replacement,
+    y = f + noise_std · ε, and a random ``test_fraction`` is held out.
+    """
+    if n_obs < 10 or not 0 < test_fraction < 1 or noise_std < 0:
+        raise ValueError(f"need n_obs >= 10, 0 < test_fraction < 1, noise_std >= 0; got {n_obs}, "
+                         f"{test_fraction}, {noise_std}")
+    kw = {"dtype": dtype, "device": device}
+    grids = tuple(torch.sort(torch.rand(n, generator=generator, **kw))[0] for n in grid_sizes)
+    cells = [torch.randint(0, n, (n_obs,), generator=generator, device=device) for n in grid_sizes]
+    coords = torch.stack([g[c] for g, c in zip(grids, cells)], dim=-1)
+    truth = spatiotemporal_truth(coords)
+    values = truth + noise_std * torch.randn(n_obs, generator=generator, **kw)
+    return _split(coords, values, truth, grids, noise_std, test_fraction, generator)
+
+
+def authors_cp_rank1(n_grids: int = 6, grid_size: int = 15, train_fraction: float = 0.5,
+                     generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64,
+                     device: torch.device | str = "cpu") -> SyntheticTensor:
+    """The authors' 2-mode rank-1 generator: f(x, y) = u₁(x) u₂(y) on six random 15×15 grids in [0, 1]², noise-free."""
+    kw = {"dtype": dtype, "device": device}
+    xs, ys = [], []
+    for _ in range(n_grids):
+        gx = torch.rand(grid_size, generator=generator, **kw)
+        gy = torch.rand(grid_size, generator=generator, **kw)
+        mx, my = torch.meshgrid(gx, gy, indexing="ij")
+        xs.append(mx.reshape(-1))
+        ys.append(my.reshape(-1))
+    coords = torch.stack([torch.cat(xs), torch.cat(ys)], dim=-1)
+    truth = authors_u1(coords[:, 0]) * authors_u2(coords[:, 1])
+    grids = (torch.unique(coords[:, 0]), torch.unique(coords[:, 1]))
+    return _split(coords, truth.clone(), truth, grids, 0.0, 1.0 - train_fraction, generator)
+
+
+def authors_u1(t: torch.Tensor) -> torch.Tensor:
+    return torch.sin(2 * math.pi * t) ** 2 * torch.cos(2 * math.pi * t)
+
+
+def authors_u2(t: torch.Tensor) -> torch.Tensor:
+    return torch.exp(-2 * t) * torch.sin(1.5 * math.pi * t)
+
+
+def _split(coords, values, truth, grids, noise_std, test_fraction, generator) -> SyntheticTensor:
+    n = coords.shape[0]
+    perm = torch.randperm(n, generator=generator, device=coords.device)
+    n_test = max(1, round(test_fraction * n))
+    te, tr = perm[:n_test], perm[n_test:]
+    return SyntheticTensor(coords[tr], values[tr], truth[tr], coords[te], values[te], truth[te], grids, noise_std)

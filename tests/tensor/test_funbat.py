@@ -1,0 +1,161 @@
+"""FunBaT end to end: accuracy against the known truth, calibration, unseen coordinates, guards, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sciml.core import ConvergenceWarning, Status
+from sciml.tensor import (
+    FunBaT,
+    authors_cp_rank1,
+    bin_observations,
+    dense_gp_posterior,
+    masked_tucker_als,
+    spatiotemporal_tensor,
+)
+
+
+
+
+def _rmse(a, b):
+    return float(((a - b) ** 2).mean().sqrt())
+
+
+@pytest.fixture(scope="module")
+def benchmark_data():
+    # Seed 1: its held-out noise alone has RMSE 0.1018 (the spec's acceptance bound is 0.105).
+    return spatiotemporal_tensor(8000, generator=torch.Generator().manual_seed(1))
+
+
+def test_spatiotemporal_benchmark_rank2_accuracy_and_calibration(benchmark_data):
+    d = benchmark_data
+    res = FunBaT(ranks=2, kernel="matern32", lengthscale=0.3).fit(
+        d.train_coords, d.train_values, n_iter=60, generator=torch.Generator().manual_seed(0))
+    assert res.status is Status.CONVERGED
+    mean, var = res.predict(d.test_coords)
+    assert _rmse(mean, d.test_values) <= 0.105
+    assert _rmse(mean, d.test_truth) <= 0.03
+    inside = ((d.test_values - mean).abs() <= 1.96 * var.sqrt()).double().mean()
+    assert 0.93 <= float(inside) <= 0.97          # calibrated 95% band on noisy held-out values
+    assert abs(res.noise_std - 0.1) < 0.01         # E[τ]^{-1/2} recovers the true noise level
+    # Discrete baseline on the binned data (same resolution as the distinct coordinates) is worse.
+    grid = masked_tucker_als(bin_observations(d.train_coords, d.train_values, (30, 30, 100), (0, 0, 0), (1, 1, 1)),
+                             2, n_iter=30, on_failure="ignore")
+    assert _rmse(grid.predict(d.test_coords), d.test_truth) > 1.5 * _rmse(mean, d.test_truth)
+
+
+def test_authors_rank1_generator_with_cp_variant():
+    d = authors_cp_rank1(generator=torch.Generator().manual_seed(0))
+    res = FunBaT(ranks=1, variant="cp", kernel="matern32", lengthscale=0.1, variance=0.5).fit(
+        d.train_coords, d.train_values, n_iter=100, generator=torch.Generator().manual_seed(0))
+    mean, _ = res.predict(d.test_coords)
+    assert _rmse(mean, d.test_values) <= 0.01
+
+
+def test_unseen_coordinates_get_the_exact_chain_posterior(gen):
+    d = spatiotemporal_tensor(600, grid_sizes=(8, 8, 12), generator=gen)
+    res = FunBaT(ranks=2, lengthscale=0.3).fit(d.train_coords, d.train_values, n_iter=40, generator=gen,
+                                               on_failure="ignore")
+    new = torch.tensor([-0.3, 0.0123, 0.5001, 1.4], dtype=torch.float64)   # beyond, between, beyond
+    mean, cov = res.factor_functions(2, new)
+    union, inverse = torch.unique(torch.cat([res.grids[2], new]), sorted=True, return_inverse=True)
+    lam = torch.zeros(union.shape[0], 2, 2, dtype=torch.float64)
+    eta = torch.zeros(union.shape[0], 2, dtype=torch.float64)
+    lam[inverse[:-4]], eta[inverse[:-4]] = res.precision[2], res.shift[2]
+    dmean, dcov = dense_gp_posterior(union, lam, eta, "matern32", 0.3, 1.0)
+    torch.testing.assert_close(mean, dmean[inverse[-4:]], rtol=1e-7, atol=1e-8)
+    torch.testing.assert_close(cov, dcov[inverse[-4:]], rtol=1e-7, atol=1e-8)
+    # Far beyond the data the factor reverts to the prior N(0, I): the mean goes to 0, the variance grows.
+    far = torch.tensor([[0.5, 0.5, 0.5], [0.5, 0.5, 9.0]], dtype=torch.float64)
+    fmean, var = res.predict(far, include_noise=False)
+    assert float(var[1]) > float(var[0]) and abs(float(fmean[1])) < 1e-12
+    _, prior_cov = res.factor_functions(2, torch.tensor([50.0], dtype=torch.float64))
+    torch.testing.assert_close(prior_cov[0], torch.eye(2, dtype=torch.float64), rtol=1e-6, atol=1e-6)
+
+
+def test_dense_smoother_gives_the_same_fit(gen):
+    d = spatiotemporal_tensor(300, grid_sizes=(6, 6, 10), generator=gen)
+    kw = {"ranks": 2, "lengthscale": 0.3, "tol": 1e-3}
+    a = FunBaT(**kw).fit(d.train_coords, d.train_values, n_iter=5, generator=torch.Generator().manual_seed(0),
+                         on_failure="ignore")
+    b = FunBaT(smoother="dense", **kw).fit(d.train_coords, d.train_values, n_iter=5,
+                                           generator=torch.Generator().manual_seed(0), on_failure="ignore")
+    for x, y in zip(a.predict(d.test_coords), b.predict(d.test_coords)):
+        torch.testing.assert_close(x, y, rtol=1e-7, atol=1e-9)
+
+
+def test_collapse_to_zero_core_is_reported_and_default_init_avoids_it():
+    d = spatiotemporal_tensor(2000, generator=torch.Generator().manual_seed(1))
+    naive = FunBaT(ranks=2, tau0=0.1, init="normal", standardize=False)
+    with pytest.warns(ConvergenceWarning, match="collapsed"):
+        res = naive.fit(d.train_coords, d.train_values, n_iter=20, generator=torch.Generator().manual_seed(0))
+    assert res.status is Status.BREAKDOWN
+    good = FunBaT(ranks=2).fit(d.train_coords, d.train_values, n_iter=20,
+                               generator=torch.Generator().manual_seed(0), on_failure="ignore")
+    assert good.status is not Status.BREAKDOWN
+    assert _rmse(good.predict(d.test_coords)[0], d.test_truth) < 0.5 * float(d.test_values.std())
+
+
+def test_max_iter_warns():
+    d = spatiotemporal_tensor(300, grid_sizes=(6, 6, 10), generator=torch.Generator().manual_seed(0))
+    with pytest.warns(ConvergenceWarning, match="max_iter"):
+        res = FunBaT(ranks=2).fit(d.train_coords, d.train_values, n_iter=2)
+    assert res.status is Status.MAX_ITER and len(res.history) == 2
+
+
+def test_bad_input_errors():
+    coords = torch.rand(50, 3, dtype=torch.float64)
+    values = torch.rand(50, dtype=torch.float64)
+    bad = coords.clone()
+    bad[3, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        FunBaT().fit(bad, values)
+    with pytest.raises(ValueError, match="ranks"):
+        FunBaT(ranks=0)
+    with pytest.raises(ValueError, match="ranks"):
+        FunBaT(ranks=(2, 0, 2))
+    with pytest.raises(ValueError, match="match"):
+        FunBaT().fit(coords, values[:-1])
+    single = coords.clone()
+    single[:, 2] = 0.5
+    with pytest.raises(ValueError, match="mode 2 has a single distinct coordinate"):
+        FunBaT().fit(single, values)
+    with pytest.raises(ValueError, match="ranks has 2 entries"):
+        FunBaT(ranks=(2, 2)).fit(coords, values)
+    with pytest.raises(ValueError, match="CP variant"):
+        FunBaT(ranks=(2, 3), variant="cp")
+    with pytest.raises(ValueError, match="kernel"):
+        FunBaT(kernel="rbf")
+    res = FunBaT(ranks=1, tol=1e-2).fit(coords.float(), values.float(), n_iter=30, on_failure="ignore")
+    assert res.predict(coords)[0].dtype == torch.float64       # float32 input is computed in float64
+    with pytest.raises(ValueError, match="shape"):
+        res.predict(torch.rand(4, 2, dtype=torch.float64))
+
+
+def _five_seeds(model: FunBaT, n_obs: int = 8000) -> tuple[list[float], list[float]]:
+    noisy, truth = [], []
+    for seed in range(5):
+        d = spatiotemporal_tensor(n_obs, generator=torch.Generator().manual_seed(1000 + seed))
+        res = model.fit(d.train_coords, d.train_values, n_iter=100, generator=torch.Generator().manual_seed(seed),
+                        on_failure="ignore")
+        mean, _ = res.predict(d.test_coords)
+        noisy.append(_rmse(mean, d.test_values))
+        truth.append(_rmse(mean, d.test_truth))
+    return noisy, truth
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rank", [2, 3])
+def test_five_seed_benchmark(rank):
+    noisy, truth = _five_seeds(FunBaT(ranks=rank, lengthscale=0.3))
+    assert sum(noisy) / 5 <= 0.105 and max(truth) <= 0.03
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="spec's >2x ablation claim does not hold with restarts: the l -> 0 "
+                                       "(discrete) model reaches 0.10 on some seeds; measured ratio ~1.6")
+def test_lengthscale_to_zero_ablation_is_twice_worse():
+    full, _ = _five_seeds(FunBaT(ranks=2, lengthscale=0.3))
+    ablation, _ = _five_seeds(FunBaT(ranks=2, kernel="matern12", lengthscale=1e-4))
+    assert sum(ablation) > 2 * sum(full)
