@@ -1,0 +1,126 @@
+"""Speed of the ssm module: ``python benchmarks/bench_ssm.py [--quick]``.
+
+1. S4D kernel generation + FFT convolution vs the naive recurrence and vs the standalone S4D reference design
+   (state-spaces/s4 ``models/s4/s4d.py``: complex64 Vandermonde kernel, no chunking; re-implemented here with the
+   same shapes), L = 1k .. 16k.
+2. S5 parallel (Hillis-Steele) scan vs the sequential scan vs the per-state FFT convolution.
+3. Forward + backward throughput of a 4-layer SequenceModel (S4D-LegS, S4-PTD, S5).
+Ratios are within one process; the machine may be shared, so absolute times are indicative only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import time
+
+import torch
+
+from sciml.ssm import S4D, S5, SequenceModel, sequential_scan
+
+
+def timeit(fn, repeat: int = 3) -> float:
+    fn()
+    best = math.inf
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def reference_s4d(layer: S4D, u: torch.Tensor) -> torch.Tensor:
+    """The s4d.py design on our layer's parameters: complex64 kernel from exp(dtA * arange(L)), rFFT conv, + D u."""
+    dt = torch.exp(layer.log_dt)
+    C = torch.view_as_complex(layer.C) * torch.view_as_complex(layer.B)
+    A = -torch.exp(layer.log_A_real) + 1j * layer.A_imag
+    dtA = A * dt[:, None]
+    L = u.shape[-1]
+    K = dtA.unsqueeze(-1) * torch.arange(L, device=A.device)
+    C = C * (torch.exp(dtA) - 1.0) / A
+    k = 2 * torch.einsum("hn,hnl->hl", C, torch.exp(K)).real
+    k_f = torch.fft.rfft(k, n=2 * L)
+    u_f = torch.fft.rfft(u, n=2 * L)
+    return torch.fft.irfft(u_f * k_f, n=2 * L)[..., :L] + u * layer.D[:, None]
+
+
+def naive_recurrence(layer: S4D, u: torch.Tensor) -> torch.Tensor:
+    state, ys = None, []
+    for k in range(u.shape[1]):
+        y, state = layer.step(u[:, k], state)
+        ys.append(y)
+    return torch.stack(ys, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: stable ratios on a shared machine; 0 = torch's default)")
+    args = parser.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cpus, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"load avg {os.getloadavg()[0]:.1f}")
+    gen = torch.Generator().manual_seed(0)
+    Bsz, H, N = 4, 64, 64
+    lengths = (1024, 4096) if args.quick else (1024, 4096, 16384)
+    print(f"\n[1] S4D layer forward, batch {Bsz}, H {H}, N {N} (32 modes); seconds and ratios (others / ours)")
+    print("  L      ours f64-kernel  ours f32-kernel  s4d.py design  naive recurrence  naive/ours  ref/ours(f32)")
+    with torch.no_grad():
+        for L in lengths:
+            layer64 = S4D(H, N, generator=gen)
+            layer32 = S4D(H, N, kernel_dtype=torch.float32, generator=gen)
+            layer32.load_state_dict(layer64.state_dict())
+            u = torch.randn(Bsz, L, H, generator=gen)
+            t64 = timeit(lambda: layer64(u))
+            t32 = timeit(lambda: layer32(u))
+            uT = u.transpose(1, 2).contiguous()
+            tref = timeit(lambda: reference_s4d(layer32, uT))
+            err = float((reference_s4d(layer32, uT).transpose(1, 2) - layer64(u)).abs().max())
+            n_naive = min(L, 4096)
+            tn = timeit(lambda: naive_recurrence(layer32, u[:, :n_naive]), repeat=1) * L / n_naive
+            print(f"  {L:<6d} {t64:14.4f}  {t32:15.4f}  {tref:13.4f}  {tn:16.3f}  {tn / t32:10.1f}  "
+                  f"{tref / t32:12.2f}   (max |ref - ours| {err:.1e}{', naive extrapolated' if n_naive < L else ''})")
+
+    print(f"\n[2] S5 forward, batch {Bsz}, H {H}, P {N} (32 modes): seconds")
+    print("  L      scan      fft       sequential  seq/scan  seq/fft")
+    with torch.no_grad():
+        for L in lengths:
+            layer = S5(H, N, generator=gen)
+            u = torch.randn(Bsz, L, H, generator=gen)
+            ts = timeit(lambda: layer(u, mode="scan"))
+            tf = timeit(lambda: layer(u, mode="fft"))
+            tq = timeit(lambda: layer(u, mode="sequential"), repeat=1)
+            print(f"  {L:<6d} {ts:8.4f}  {tf:8.4f}  {tq:10.4f}  {tq / ts:8.1f}  {tq / tf:7.1f}")
+        a = torch.rand(2048, 32, dtype=torch.complex64, generator=gen)
+        b = torch.randn(8, 2048, 32, dtype=torch.complex64, generator=gen)
+        from sciml.ssm import linear_scan
+        t_par = timeit(lambda: linear_scan(a, b, dim=1))
+        t_seq = timeit(lambda: sequential_scan(a.expand_as(b), b, dim=1), repeat=1)
+        print(f"  raw scan (L 2048, 8 x 32 complex64): parallel {t_par:.4f}s, sequential {t_seq:.4f}s, "
+              f"ratio {t_seq / t_par:.1f}")
+
+    L, Bsz, H, layers = (1024, 8, 64, 4) if args.quick else (1024, 16, 128, 4)
+    print(f"\n[3] 4-layer model forward+backward, batch {Bsz}, L {L}, H {H}, N 64: tokens/s")
+    x = torch.randn(Bsz, L, 1, generator=gen)
+    y = torch.randint(0, 10, (Bsz,), generator=gen)
+    for name, kw in (("s4d legs", dict(layer="s4d", init="legs")), ("s4d ptd", dict(layer="s4d", init="ptd")),
+                     ("s4d legs, f32 kernel", dict(layer="s4d", init="legs", kernel_dtype=torch.float32)),
+                     ("s5 legs (scan)", dict(layer="s5", init="legs"))):
+        model = SequenceModel(1, 10, d_model=H, n_layers=layers, d_state=64, generator=gen, **kw)
+
+        def step():
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+
+        t = timeit(step, repeat=2)
+        print(f"  {name:22s} {Bsz * L / t:10.0f} tokens/s ({t:.3f} s per step)")
+
+
+if __name__ == "__main__":
+    main()

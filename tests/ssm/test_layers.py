@@ -1,0 +1,169 @@
+"""S4D / S5 layers: kernel = unrolled dense recurrence, step mode = convolution, scan = sequential, bad inputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sciml.ssm import S4D, S5, SequenceModel, fft_conv, linear_scan, sequential_scan, ssm_param_groups
+
+INITS = ["legs", "lin", "inv", "ptd"]
+METHODS = ["zoh", "bilinear"]
+
+
+def _dense_discrete(lam, dt, method):
+    """Dense discretisation of x' = diag(lam) x + b u, independent of sciml's formulas: ZOH by the augmented matrix
+    exponential, bilinear by a linear solve."""
+    M = lam.shape[0]
+    A = torch.diag(lam)
+    eye = torch.eye(M, dtype=torch.complex128)
+    if method == "zoh":
+        aug = torch.zeros(2 * M, 2 * M, dtype=torch.complex128)
+        aug[:M, :M], aug[:M, M:] = dt * A, dt * eye
+        Ex = torch.linalg.matrix_exp(aug)
+        return Ex[:M, :M], Ex[:M, M:]
+    inv = torch.linalg.inv(eye - dt * A / 2)
+    return inv @ (eye + dt * A / 2), dt * inv
+
+
+def _s4d_reference(layer, u):
+    """Unrolled recurrence per channel in complex128: x_k = Abar x_{k-1} + Bbar b u_k, y = 2 Re(c x) + D u."""
+    Bsz, L, H = u.shape
+    A = torch.complex(-torch.exp(layer.log_A_real.double()), layer.A_imag.double())
+    Bv = torch.view_as_complex(layer.B.double().contiguous())
+    Cv = torch.view_as_complex(layer.C.double().contiguous())
+    dt = torch.exp(layer.log_dt.double())
+    y = torch.zeros(Bsz, L, H, dtype=torch.float64)
+    for h in range(H):
+        Abar, Bbar = _dense_discrete(A[h], dt[h], layer.discretization)
+        x = torch.zeros(Bsz, A.shape[1], dtype=torch.complex128)
+        for k in range(L):
+            x = x @ Abar.T + u[:, k, h, None].to(torch.complex128) * (Bbar @ Bv[h])[None]
+            y[:, k, h] = 2 * (x @ Cv[h]).real + layer.D.double()[h] * u[:, k, h]
+    return y
+
+
+@pytest.mark.parametrize("init", INITS)
+@pytest.mark.parametrize("method", METHODS)
+def test_s4d_convolution_equals_unrolled_recurrence(init, method, gen):
+    layer = S4D(3, 16, init=init, discretization=method, dt_min=0.01, dt_max=0.5, generator=gen).double()
+    u = torch.randn(2, 40, 3, dtype=torch.float64, generator=gen)
+    torch.testing.assert_close(layer(u), _s4d_reference(layer, u), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("init", ["legs", "ptd"])
+def test_s4d_step_mode_equals_convolution(init, gen):
+    layer = S4D(4, 8, init=init, discretization="bilinear", generator=gen).double()
+    u = torch.randn(3, 25, 4, dtype=torch.float64, generator=gen)
+    y_conv = layer(u)
+    state, ys = None, []
+    for k in range(u.shape[1]):
+        y, state = layer.step(u[:, k], state)
+        ys.append(y)
+    torch.testing.assert_close(torch.stack(ys, 1), y_conv, rtol=1e-10, atol=1e-10)
+
+
+def test_fft_conv_is_linear_not_circular(gen):
+    u = torch.randn(2, 33, dtype=torch.float64, generator=gen)
+    K = torch.randn(2, 33, dtype=torch.float64, generator=gen)
+    ref = torch.stack([torch.stack([(K[b, : k + 1].flip(0) * u[b, : k + 1]).sum() for k in range(33)])
+                       for b in range(2)])
+    torch.testing.assert_close(fft_conv(u, K), ref, rtol=1e-12, atol=1e-12)
+
+
+def test_parallel_scan_equals_sequential(gen):
+    a = torch.complex(torch.rand(37, 5, dtype=torch.float64, generator=gen),
+                      torch.rand(37, 5, dtype=torch.float64, generator=gen)) * 0.7
+    b = torch.randn(4, 37, 5, dtype=torch.complex128, generator=gen)
+    torch.testing.assert_close(linear_scan(a, b, dim=1), sequential_scan(a.expand_as(b), b, dim=1),
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("init,conj_sym,blocks", [("legs", True, 1), ("ptd", False, 2), ("ptd", True, 1),
+                                                   ("lin", True, 2)])
+@pytest.mark.parametrize("method", METHODS)
+def test_s5_scan_fft_sequential_and_dense_agree(init, conj_sym, blocks, method, gen):
+    layer = S5(3, 16, init=init, blocks=blocks, conj_sym=conj_sym, discretization=method, dt_min=0.01,
+               dt_max=0.5, generator=gen).double()
+    u = torch.randn(2, 30, 3, dtype=torch.float64, generator=gen)
+    y_scan = layer(u, mode="scan")
+    torch.testing.assert_close(layer(u, mode="sequential"), y_scan, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(layer(u, mode="fft"), y_scan, rtol=1e-10, atol=1e-10)
+    # Dense MIMO recurrence with an independent discretisation.
+    lam = torch.complex(layer.Lambda_re.double(), layer.Lambda_im.double())
+    Bt = torch.view_as_complex(layer.B.double().contiguous())
+    Ct = torch.view_as_complex(layer.C.double().contiguous())
+    Abar = torch.zeros(len(lam), len(lam), dtype=torch.complex128)
+    Bbar = torch.zeros(len(lam), Bt.shape[1], dtype=torch.complex128)
+    for n, (ln, dn) in enumerate(zip(lam, torch.exp(layer.log_step.double()))):
+        a, b = _dense_discrete(ln[None], dn, method)
+        Abar[n, n], Bbar[n] = a[0, 0], b[0, 0] * Bt[n]
+    x = torch.zeros(2, len(lam), dtype=torch.complex128)
+    ys = []
+    for k in range(30):
+        x = x @ Abar.T + u[:, k].to(torch.complex128) @ Bbar.T
+        ys.append((2 if conj_sym else 1) * (x @ Ct.T).real + layer.D.double() * u[:, k])
+    scale = float(y_scan.detach().abs().max())    # matrix_exp of the augmented system is accurate relative to this scale
+    torch.testing.assert_close(torch.stack(ys, 1), y_scan, rtol=1e-10, atol=1e-10 * scale)
+    state, steps = None, []
+    for k in range(30):
+        y, state = layer.step(u[:, k], state)
+        steps.append(y)
+    torch.testing.assert_close(torch.stack(steps, 1), y_scan, rtol=1e-10, atol=1e-10)
+
+
+def test_s5_ptd_without_conj_sym_is_the_real_system(gen):
+    # The full PTD spectrum of a real matrix with real B, C gives a real output with no 2 Re needed.
+    layer = S5(2, 8, init="ptd", conj_sym=False, generator=gen).double()
+    Bt = torch.view_as_complex(layer.B.double().contiguous())
+    Ct = torch.view_as_complex(layer.C.double().contiguous())
+    lam = torch.complex(layer.Lambda_re.double(), layer.Lambda_im.double())
+    G = (Ct[:, :, None] * Bt[None] / (1j * 3.0 - lam)[None, :, None]).sum(1)
+    G_conj = (Ct[:, :, None] * Bt[None] / (-1j * 3.0 - lam)[None, :, None]).sum(1)
+    torch.testing.assert_close(G_conj, G.conj(), rtol=1e-10, atol=1e-10)        # G(-iw) = conj G(iw)
+
+
+def test_param_groups_and_model_shapes(gen):
+    model = SequenceModel(1, 10, d_model=8, n_layers=2, layer="s4d", d_state=8, init="ptd", generator=gen)
+    groups = ssm_param_groups(model, lr=1e-2, ssm_lr=1e-3, weight_decay=0.05)
+    ssm_names = {"log_dt", "log_A_real", "A_imag", "B"}
+    ssm_ids = {id(p) for n, p in model.named_parameters() if n.split(".")[-1] in ssm_names}
+    assert {id(p) for p in groups[0]["params"]} == ssm_ids and groups[0]["weight_decay"] == 0.0
+    assert groups[0]["lr"] == 1e-3 and groups[1]["weight_decay"] == 0.05
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    out = model(torch.randn(4, 20, 1, generator=gen))
+    assert out.shape == (4, 10)
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    frozen = S4D(4, 8, freeze_ssm=True, generator=gen)
+    assert {n for n, p in frozen.named_parameters() if p.requires_grad} == {"C", "D"}
+
+
+def test_float32_forward_follows_input_dtype(gen):
+    layer = S4D(4, 8, generator=gen)
+    u = torch.randn(2, 16, 4, generator=gen)
+    y = layer(u)
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y.double(), layer.double()(u.double()), rtol=1e-4, atol=1e-5)
+
+
+def test_bad_inputs(gen):
+    with pytest.raises(ValueError, match="even"):
+        S4D(4, 7)
+    with pytest.raises(ValueError, match="init"):
+        S4D(4, 8, init="foo")
+    with pytest.raises(ValueError, match="discretization"):
+        S4D(4, 8, discretization="euler")
+    with pytest.raises(ValueError, match="blocks"):
+        S5(4, 8, blocks=3)
+    layer = S4D(4, 8, generator=gen)
+    with pytest.raises(ValueError, match="shape"):
+        layer(torch.randn(16, 4))
+    with pytest.raises(ValueError, match="d_model=4"):
+        layer(torch.randn(2, 16, 5))
+    with pytest.raises(ValueError, match="NaN"):
+        layer(torch.full((2, 16, 4), float("nan")))
+    with pytest.raises(ValueError, match="NaN"):
+        S5(4, 8, generator=gen)(torch.full((2, 16, 4), float("nan")))
+    with pytest.raises(ValueError, match="shape"):
+        layer.step(torch.randn(2, 3, 4))
