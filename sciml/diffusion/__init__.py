@@ -1,0 +1,36 @@
+"""sciml.diffusion: diffusion samplers with exact-score Gaussian mixtures and Levenberg-Marquardt-Langevin (LML).
+
+Imports only sciml.core, sciml.linalg and torch; diffusers is a test/benchmark peer only.
+"""
+
+from sciml.diffusion.gmm import GaussianMixture, gmm_2d_8mode, gmm_16d_5mode
+from sciml.diffusion.lml import ExactHessianCorrection, LangevinCorrection, LMCorrection, lm_operator
+from sciml.diffusion.lowrank import lowrank_inv_sqrt, woodbury_solve
+from sciml.diffusion.metrics import frechet_distance, mode_weight_tv, rbf_mmd2, sliced_w2
+from sciml.diffusion.networks import EpsMLP, TrainResult, train_eps_model
+from sciml.diffusion.samplers import SAMPLERS, SampleResult, sample
+from sciml.diffusion.schedules import FlowSchedule, VPSchedule
+
+__all__ = [
+    "SAMPLERS",
+    "EpsMLP",
+    "ExactHessianCorrection",
+    "FlowSchedule",
+    "GaussianMixture",
+    "LMCorrection",
+    "LangevinCorrection",
+    "SampleResult",
+    "TrainResult",
+    "VPSchedule",
+    "frechet_distance",
+    "gmm_2d_8mode",
+    "gmm_16d_5mode",
+    "lm_operator",
+    "lowrank_inv_sqrt",
+    "mode_weight_tv",
+    "rbf_mmd2",
+    "sample",
+    "sliced_w2",
+    "train_eps_model",
+    "woodbury_solve",
+]
