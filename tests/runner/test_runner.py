@@ -97,3 +97,11 @@ def test_kronecker_scaling_experiment_smoke(tmp_path):
     assert outcome.metrics["max_solution_rel_diff"] < 1e-9      # Kronecker vs dense Cholesky answers agree
     assert outcome.metrics["max_logdet_rel_diff"] < 1e-10
     assert (outcome.run_dir / "kronecker_scaling.png").exists()
+
+
+def test_missing_optional_dependency_names_the_extra():
+    from sciml.runner.run import _failure_message
+
+    err = ModuleNotFoundError("No module named 'qiskit'", name="qiskit")
+    assert "pip install 'sciml[quantum]'" in _failure_message(err)
+    assert "pip install" not in _failure_message(ValueError("bad"))
