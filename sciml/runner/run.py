@@ -28,6 +28,19 @@ class RunOutcome:
     table: list[dict] | None = None
 
 
+# Optional dependencies -> the extra that installs them, for a one-line hint when one is missing.
+_EXTRAS = {"qiskit": "quantum", "qiskit_aer": "quantum", "qiskit_optimization": "quantum", "diffusers": "test"}
+
+
+def _failure_message(err: Exception) -> str:
+    message = f"{type(err).__name__}: {err}"
+    if isinstance(err, ModuleNotFoundError) and err.name:
+        extra = _EXTRAS.get(err.name.split(".")[0])
+        if extra:
+            message += f" (install it with: pip install 'sciml[{extra}]')"
+    return message
+
+
 def _seed_everything(seed: int) -> None:
     # Library code takes explicit generators; this only makes third-party code (e.g. nn.Module init) repeatable.
     torch.manual_seed(seed)
@@ -57,7 +70,7 @@ def run_experiment(name: str, *, overrides: Sequence[str] = (), seed: int = 0, d
         metrics = dict(exp.run(cfg, ctx) or {})
         status, message = status_of(metrics), ""
     except Exception as err:  # noqa: BLE001 - any failure is recorded, then reported by the CLI
-        metrics, status, message = {}, "failed", f"{type(err).__name__}: {err}"
+        metrics, status, message = {}, "failed", _failure_message(err)
         (run_dir / "traceback.txt").write_text(traceback.format_exc())
     payload |= {"metrics": metrics, "status": status, "message": message,
                 "wall_time_s": time.perf_counter() - start, "figures": ctx.figures, "artifacts": ctx.artifacts}
@@ -83,7 +96,7 @@ def run_reproduction(key: str, *, scale: str = "default", seed: int = 0, device:
         message = ""
     except Exception as err:  # noqa: BLE001
         measured, table = {}, compare(repro.rows, {})
-        status, message = "failed", f"{type(err).__name__}: {err}"
+        status, message = "failed", _failure_message(err)
         (run_dir / "traceback.txt").write_text(traceback.format_exc())
     (run_dir / "comparison.md").write_text(comparison_markdown(repro.paper, table, scale))
     payload |= {"rows": table, "status": status, "message": message,
