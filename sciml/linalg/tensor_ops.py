@@ -64,18 +64,15 @@ def multi_mode_product(x: torch.Tensor, matrices: Sequence[torch.Tensor | None],
     modes = list(range(len(matrices))) if modes is None else list(modes)
     if len(modes) != len(matrices):
         raise ValueError(f"got {len(matrices)} matrices for {len(modes)} modes")
+    skipped = None if skip is None else skip % x.ndim
+    pairs = [(m, mode) for m, mode in zip(matrices, modes) if m is not None and mode % x.ndim != skipped]
     # Contract the modes that shrink the tensor most first: fewer flops for the later products.
-    order = sorted(range(len(modes)), key=lambda i: _shrink(matrices[i], transpose))
-    for i in order:
-        if matrices[i] is None or modes[i] % x.ndim == (skip % x.ndim if skip is not None else None):
-            continue
-        x = mode_product(x, matrices[i], modes[i], transpose=transpose)
+    for matrix, mode in sorted(pairs, key=lambda pair: _shrink(pair[0], transpose)):
+        x = mode_product(x, matrix, mode, transpose=transpose)
     return x
 
 
-def _shrink(matrix: torch.Tensor | None, transpose: bool) -> float:
-    if matrix is None:
-        return 1.0
+def _shrink(matrix: torch.Tensor, transpose: bool) -> float:
     rows, cols = matrix.shape[-2:]
     return (cols / rows) if transpose else (rows / cols)
 
