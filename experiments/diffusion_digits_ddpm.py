@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from experiments.diffusion_gmm_benchmark import with_one_thread
+from sciml.core import check_subset
 from sciml.diffusion import (
     EpsMLP,
     LangevinCorrection,
@@ -52,9 +53,7 @@ class Config(ExperimentConfig):
     def validate(self) -> None:
         if self.train_steps < 1 or self.width < 8:
             raise ValueError(f"need train_steps >= 1 and width >= 8, got {self.train_steps}, {self.width}")
-        bad = set(self.variants) - set(VARIANTS)
-        if bad or not self.variants:
-            raise ValueError(f"variants must be a non-empty subset of {VARIANTS}, got {self.variants}")
+        check_subset("variants", self.variants, VARIANTS)
         if not self.nfes or min(self.nfes) < 3:
             raise ValueError(f"nfes must be ints >= 3, got {self.nfes}")
 

@@ -15,6 +15,7 @@ import math
 import numpy as np
 import torch
 
+from sciml.core import check_subset
 from sciml.diffusion import (
     ExactHessianCorrection,
     LangevinCorrection,
@@ -48,12 +49,8 @@ class Config(ExperimentConfig):
     snr: float = 0.16                                # Song et al. 2021, CIFAR-10
 
     def validate(self) -> None:
-        bad = set(self.problems) - set(PROBLEMS)
-        if bad or not self.problems:
-            raise ValueError(f"problems must be a non-empty subset of {PROBLEMS}, got {self.problems}")
-        bad = set(self.variants) - set(VARIANTS)
-        if bad or not self.variants:
-            raise ValueError(f"variants must be a non-empty subset of {VARIANTS}, got {self.variants}")
+        check_subset("problems", self.problems, PROBLEMS)
+        check_subset("variants", self.variants, VARIANTS)
         if not self.nfes or min(self.nfes) < 3:
             raise ValueError(f"nfes must be ints >= 3, got {self.nfes}")
         if self.seeds < 1 or self.n_samples < 100 or self.mmd_subsample < 10:

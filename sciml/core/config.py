@@ -91,6 +91,13 @@ class Config:
         return dataclasses.asdict(self)
 
 
+def check_subset(name: str, values: Iterable[str], allowed: Iterable[str]) -> None:
+    """Raise ValueError unless ``values`` is a non-empty subset of ``allowed`` (for tuple-of-choice fields)."""
+    values, allowed = tuple(values), tuple(allowed)
+    if not values or set(values) - set(allowed):
+        raise ValueError(f"{name} must be a non-empty subset of {allowed}, got {values}")
+
+
 def _split_assignment(text: str) -> tuple[str, str]:
     if "=" not in text:
         raise ValueError(f"override {text!r} must look like key=value")

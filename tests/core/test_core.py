@@ -99,3 +99,13 @@ def test_generators_are_reproducible_and_independent():
     assert not torch.equal(torch.randn(4, generator=kids[0]), torch.randn(4, generator=kids[1]))
     with pytest.raises(ValueError, match="seed"):
         make_generator(-1)
+
+
+def test_check_subset():
+    from sciml.core import check_subset
+
+    check_subset("variants", ("a",), ("a", "b"))
+    with pytest.raises(ValueError, match="non-empty subset"):
+        check_subset("variants", ("c",), ("a", "b"))
+    with pytest.raises(ValueError, match="non-empty subset"):
+        check_subset("variants", (), ("a", "b"))
