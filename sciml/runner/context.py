@@ -6,6 +6,7 @@ Imports only ``sciml.core``; matplotlib is touched only when a figure is saved.
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from pathlib import Path
 from typing import Any, Iterable, TypeVar
@@ -36,6 +37,7 @@ class RunContext:
     quiet: bool = False
     figures: list[str] = dataclasses.field(default_factory=list)
     artifacts: list[str] = dataclasses.field(default_factory=list)
+    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.scale not in SCALES:
@@ -45,6 +47,11 @@ class RunContext:
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(self.seed)
         self.np_rng = np.random.default_rng(self.seed)
+
+    def record(self, **metrics: Any) -> None:
+        """Record metrics as they are measured: if the run is interrupted (Ctrl-C) or fails, these are what
+        result.json keeps. For a reproduction, record ``Measured`` values under their row keys."""
+        self.metrics.update(metrics)
 
     @property
     def smoke(self) -> bool:
@@ -69,8 +76,13 @@ class RunContext:
         import matplotlib.pyplot as plt
 
         target = self.path(f"{name}.png")
-        fig.savefig(target, dpi=120, bbox_inches="tight")
-        plt.close(fig)
+        tmp = target.with_name(f".{target.name}.tmp")
+        try:
+            fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+            os.replace(tmp, target)     # atomic: an interrupted save never leaves a truncated PNG
+        finally:
+            tmp.unlink(missing_ok=True)
+            plt.close(fig)
         self.figures.append(target.name)
         return target
 
