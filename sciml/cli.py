@@ -16,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from sciml.core import close_matches
 from sciml.runner import EXPERIMENTS, REPRODUCTIONS, discover, run_experiment, run_reproduction
 from sciml.runner.discover import BROKEN, broken_hint
 from sciml.runner.reproduction import VERDICTS
@@ -36,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     p_show.add_argument("--full", action="store_true", help="the full-scale defaults (reproductions)")
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--seed", type=int, default=0)
+    common.add_argument("--seed", type=_seed, default=0, help="a non-negative integer (default 0)")
     common.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (auto = cuda when available)")
     common.add_argument("--out", default="results", help="output root (default: results)")
     common.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
@@ -63,7 +64,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
+    return value
+
+
 def _cmd_list(tag: str | None) -> int:
+    if tag is not None and not any(tag in exp.tags for _, exp in EXPERIMENTS.items()):
+        tags = sorted({t for _, exp in EXPERIMENTS.items() for t in exp.tags})
+        raise ValueError(f"no experiment has the tag {tag!r}; tags in use: {', '.join(tags) or '(none)'}")
     print("Experiments (sciml run NAME):")
     for name, exp in EXPERIMENTS.items():
         if tag is None or tag in exp.tags:
@@ -96,7 +110,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _unknown(name: str):
-    EXPERIMENTS.get(name) if "/" in name else REPRODUCTIONS.get(name)
+    names = EXPERIMENTS.names() + REPRODUCTIONS.names()
+    raise KeyError(f"unknown experiment or reproduction {name!r}{close_matches(name, names)}; "
+                   f"`sciml list` shows the valid names" + broken_hint())
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

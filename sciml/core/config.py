@@ -18,6 +18,7 @@ about the same size. ``Config.describe()`` prints the fields for ``sciml show``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Iterable
@@ -81,9 +82,12 @@ def _coerce(text: str, annotation: Any, field_name: str) -> Any:
             raise ValueError(f"{field_name} must be an int, got {text!r}") from None
     if annotation is float:
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
             raise ValueError(f"{field_name} must be a float, got {text!r}") from None
+        if not math.isfinite(value):
+            raise ValueError(f"{field_name} must be a finite float, got {text!r}")
+        return value
     if annotation is str or annotation is Any:
         return text
     raise ValueError(f"{field_name}: cannot parse overrides of type {annotation!r}")

@@ -5,6 +5,8 @@ Library code follows its inputs' device and dtype (``like``); only the runner re
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16,
@@ -19,6 +21,8 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")
+    if not isinstance(name, str) or not re.fullmatch(r"cuda(:\d+)?", name):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {name!r}")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ValueError(f"device {name!r} was asked for but CUDA is not available; use 'cpu' or 'auto'")

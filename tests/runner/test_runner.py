@@ -227,3 +227,42 @@ def test_missing_optional_dependency_names_the_extra():
     err = ModuleNotFoundError("No module named 'qiskit'", name="qiskit")
     assert "pip install 'sciml[quantum]'" in _failure_message(err)
     assert "pip install" not in _failure_message(ValueError("bad"))
+
+
+# Every CLI verb with bad input: (argv, exit code, words the one-line error must contain).
+_BAD_CLI = [
+    (["run", "test/toy", "--device", "cudax"], 2, "cuda[:N]"),
+    (["run", "test/toy", "--seed", "-1"], 2, "non-negative integer"),
+    (["run", "test/toy", "--set", "smoke"], 2, "key=value"),
+    (["run", "test/toy", "--set", "value=nan"], 2, "finite float"),
+    (["run", "test/toy", "--set", "value=abc"], 2, "must be a float"),
+    (["run", "test/toy", "--set", "valu=1"], 2, "valid keys"),
+    (["run", "test/toy", "--set", "smoke=maybe"], 2, "bool"),
+    (["run", "test/tyo"], 2, "did you mean"),
+    (["list", "--tag", "nosuch"], 2, "tags in use"),
+    (["show", "nosuch"], 2, "sciml list"),
+    (["reproduce", "no_such_paper"], 2, "valid names"),
+    (["reproduce", "all", "--set", "seeds=1"], 2, "name it"),
+    (["reproduce", "test_toy_paper", "--set", "seeds=x"], 2, "must be an int"),
+    (["reproduce", "test_toy_paper", "--set", "sizes=1,2,3"], 2, "exactly 2"),
+    (["reproduce", "test_toy_paper", "--set", "scale=full"], 2, "--smoke/--full"),
+    (["rerun", "/nonexistent/result.json"], 2, "no result.json"),
+]
+
+
+@pytest.mark.parametrize("argv,code,words", _BAD_CLI, ids=[" ".join(a) for a, _, _ in _BAD_CLI])
+def test_cli_bad_input_is_a_clear_one_line_error(argv, code, words, tmp_path, capsys):
+    try:
+        rc = main(argv + (["--out", str(tmp_path)] if argv[0] in ("run", "reproduce") else []))
+    except SystemExit as exit_:                     # argparse's own type errors exit 2 with a usage line
+        rc = exit_.code
+    err = capsys.readouterr().err
+    assert rc == code and words in err and "Traceback" not in err
+
+
+def test_rerun_rejects_a_file_that_is_not_a_result(tmp_path, capsys):
+    bad = tmp_path / "result.json"
+    bad.write_text("{not json")
+    assert main(["rerun", str(bad)]) == 2 and "not valid JSON" in capsys.readouterr().err
+    bad.write_text('{"name": "x"}')
+    assert main(["rerun", str(bad)]) == 2 and "not a sciml result.json" in capsys.readouterr().err
