@@ -7,11 +7,15 @@ from sciml.linalg.chebyshev import (chebyshev_basis, chebyshev_coefficients, che
                                     chebyshev_evaluate, chebyshev_integral_weights, chebyshev_integrate,
                                     chebyshev_nodes, chebyshev_values)
 from sciml.linalg.hutchinson import DiagonalEstimate, Estimate, hutchinson_diagonal, hutchinson_trace, hutchpp_trace
-from sciml.linalg.kronecker import KroneckerEigh, KroneckerOperator, kron_vector
-from sciml.linalg.krylov import (LanczosResult, PowerResult, SolveResult, SpectralDensity, conjugate_gradient, lanczos,
-                                 power_iteration, slq_density)
+from sciml.linalg.interop import from_linear_operator, from_scipy, to_linear_operator, to_scipy
+from sciml.linalg.kronecker import KroneckerConditioning, KroneckerEigh, KroneckerOperator, kron_apply, kron_vector
+from sciml.linalg.krylov import (LanczosResult, PowerResult, SolveResult, SpectralDensity, check_symmetric_probe,
+                                 conjugate_gradient, lanczos, power_iteration, slq_density)
 from sciml.linalg.matfun import PolarResult, inv_sqrtm_psd, logm_psd, newton_schulz, polar, sqrtm_psd
 from sciml.linalg.operator import DenseOperator, LinearOperator, MatvecOperator, as_operator
+from sciml.linalg.sparse import SparseOperator
+from sciml.linalg.spd import (divided_differences, lyapunov_solve, spd_inv_sqrtm, spd_logm, spd_matrix_function,
+                              spd_power, spd_sqrtm)
 from sciml.linalg.tensor_ops import fold, khatri_rao, mode_product, multi_mode_product, unfold
 from sciml.linalg.tucker import TuckerFit, TuckerTensor, tucker_hooi, tucker_hosvd
 
@@ -25,4 +29,7 @@ __all__ = [
     "DenseOperator", "KroneckerEigh", "KroneckerOperator", "LinearOperator", "MatvecOperator", "TuckerFit",
     "TuckerTensor", "as_operator", "fold", "khatri_rao", "kron_vector", "mode_product", "multi_mode_product",
     "tucker_hooi", "tucker_hosvd", "unfold",
+    "KroneckerConditioning", "check_symmetric_probe", "from_linear_operator", "from_scipy", "kron_apply",
+    "to_linear_operator", "to_scipy", "SparseOperator", "divided_differences", "lyapunov_solve", "spd_inv_sqrtm",
+    "spd_logm", "spd_matrix_function", "spd_power", "spd_sqrtm",
 ]

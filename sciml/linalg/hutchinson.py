@@ -79,7 +79,8 @@ def _check_count(value: int, name: str, minimum: int) -> None:
 def _quadratic_forms(A: LinearOperator, Z: torch.Tensor, block_size: int | None) -> torch.Tensor:
     """``z_i^T A z_i`` for every column, applying ``A`` to at most ``block_size`` columns at once."""
     step = Z.shape[1] if block_size is None else block_size
-    return torch.cat([(Z[:, i:i + step] * (A @ Z[:, i:i + step])).sum(0) for i in range(0, Z.shape[1], step)])
+    blocks = [Z[:, i:i + step] for i in range(0, Z.shape[1], step)]
+    return torch.cat([(block * A._apply_unchecked(block)).sum(0) for block in blocks])
 
 
 def _estimate(samples: torch.Tensor, scale: float = 1.0, offset: float = 0.0, routine: str = "") -> Estimate:
@@ -151,7 +152,8 @@ def hutchinson_diagonal(op: OperatorLike, n: int | None = None, num_probes: int 
         _check_count(block_size, "block_size", 1)
     Z = random_probes(A.shape[0], num_probes, "rademacher", A.dtype, A.device, generator)  # (n, p)
     step = num_probes if block_size is None else block_size
-    samples = torch.cat([Z[:, i:i + step] * (A @ Z[:, i:i + step]) for i in range(0, num_probes, step)], 1)
+    blocks = [Z[:, i:i + step] for i in range(0, num_probes, step)]
+    samples = torch.cat([block * A._apply_unchecked(block) for block in blocks], 1)
     mean, std = samples.mean(1), samples.std(1, correction=1)
     status = Status.CONVERGED if bool(torch.isfinite(mean).all()) else Status.NONFINITE
     report_status(status, "hutchinson_diagonal", "non-finite entries in A z")
@@ -190,8 +192,10 @@ def hutchpp_trace(op: OperatorLike, n: int | None = None, num_matvecs: int = 102
     g = num_matvecs - 2 * s
     S = random_probes(size, s + g, "rademacher", A.dtype, A.device, generator)  # (n, s + g), S and G together
     S, G = S[:, :s], S[:, s:]
-    Q = torch.linalg.qr(A @ S).Q  # (n, s); Householder QR keeps Q orthonormal even when A S is rank deficient
+    # (n, s); Householder QR keeps Q orthonormal even when A S is rank deficient
+    Q = torch.linalg.qr(A._apply_unchecked(S)).Q
+    s = Q.shape[1]  # min(n, s): a sketch wider than the operator spans everything (then the trace is exact)
     G = G - Q @ (Q.mT @ G)  # (I - QQ^T) G; the projector is symmetric, so one projection per side suffices
-    AQG = A @ torch.cat([Q, G], 1)  # (n, s + g)
+    AQG = A._apply_unchecked(torch.cat([Q, G], 1))  # (n, s + g)
     exact = float((Q * AQG[:, :s]).sum())  # tr(Q^T A Q)
     return _estimate((G * AQG[:, s:]).sum(0), offset=exact, routine="hutchpp_trace")

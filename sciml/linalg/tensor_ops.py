@@ -12,6 +12,10 @@ import torch
 
 
 def _check_mode(x: torch.Tensor, mode: int) -> int:
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if isinstance(mode, bool) or not isinstance(mode, int):
+        raise ValueError(f"mode must be an int, got {mode!r}")
     if not -x.ndim <= mode < x.ndim:
         raise ValueError(f"mode must be in [-{x.ndim}, {x.ndim}) for a {x.ndim}-way tensor, got {mode}")
     return mode % x.ndim
@@ -44,6 +48,9 @@ def mode_product(x: torch.Tensor, matrix: torch.Tensor, mode: int, transpose: bo
     if mat.ndim != 2 or mat.shape[1] != x.shape[mode]:
         raise ValueError(f"mode_product: matrix of shape {tuple(mat.shape)} does not match mode {mode} "
                          f"of size {x.shape[mode]}")
+    if mat.dtype != x.dtype or mat.device != x.device:
+        raise ValueError(f"mode_product: matrix has dtype {mat.dtype} on {mat.device}, x {x.dtype} on {x.device}; "
+                         "cast one of them")
     # tensordot contracts without forming the unfolding explicitly, then the new axis moves back in place.
     out = torch.tensordot(mat, x, dims=([1], [mode]))  # (J, other modes...)
     return torch.movedim(out, 0, mode)

@@ -99,12 +99,16 @@ class TuckerFit(Result):
 def _resolve_ranks(x: torch.Tensor, ranks: int | Sequence[int | None] | None) -> list[int | None]:
     if ranks is None:
         return [None] * x.ndim
+    if isinstance(ranks, bool):
+        raise ValueError(f"ranks must be an int, a sequence of ints/None, or None; got {ranks!r}")
     if isinstance(ranks, int):
         ranks = [ranks] * x.ndim
     ranks = list(ranks)
     if len(ranks) != x.ndim:
         raise ValueError(f"got {len(ranks)} ranks for a {x.ndim}-way tensor")
     for k, r in enumerate(ranks):
+        if r is not None and (isinstance(r, bool) or not isinstance(r, int)):
+            raise ValueError(f"rank for mode {k} must be an int or None, got {r!r}")
         if r is not None and not 1 <= r <= x.shape[k]:
             raise ValueError(f"rank {r} for mode {k} must be between 1 and the mode size {x.shape[k]}")
     return ranks
@@ -146,6 +150,25 @@ def _relative_error(x: torch.Tensor, tucker: TuckerTensor, x_norm: torch.Tensor)
     return float(torch.linalg.vector_norm(x - tucker.to_tensor()) / x_norm)
 
 
+def _check_tensor(x: torch.Tensor, routine: str) -> None:
+    check_floating(x, "x")
+    if x.is_complex():
+        raise ValueError(f"{routine} needs a real tensor, got dtype {x.dtype}: the Gram/SVD routes here assume "
+                         "real unfoldings; decompose torch.view_as_real(x) (an extra mode of size 2) instead")
+    if x.ndim < 2:
+        raise ValueError(f"{routine}: x must have at least 2 modes, got shape {tuple(x.shape)}")
+    if x.numel() == 0:
+        raise ValueError(f"{routine}: x is empty (shape {tuple(x.shape)})")
+
+
+def _zero_fit(x: torch.Tensor, ranks: list[int | None], method: str) -> TuckerFit:
+    """The exact Tucker form of the zero tensor: zero core, the first r unit vectors as factors, error 0."""
+    ranks = [1 if r is None else r for r in ranks]
+    factors = tuple(torch.eye(n, r, dtype=x.dtype, device=x.device) for n, r in zip(x.shape, ranks))
+    core = x.new_zeros(ranks)
+    return TuckerFit(TuckerTensor(core, factors), 0.0, Status.CONVERGED, method=method)
+
+
 def tucker_hosvd(x: torch.Tensor, ranks: int | Sequence[int | None] | None = None,
                  tol: float | None = None, method: str = "auto") -> TuckerFit:
     """Sequentially truncated HOSVD with fixed ranks or a relative-error tolerance.
@@ -164,13 +187,13 @@ def tucker_hosvd(x: torch.Tensor, ranks: int | Sequence[int | None] | None = Non
     Differs from the classic HOSVD: each mode's SVD is taken of the tensor already projected on the previous
     modes' factors (ST-HOSVD), which is cheaper and has the same error guarantee.
     """
-    check_floating(x, "x")
-    if x.ndim < 2:
-        raise ValueError(f"x must have at least 2 modes, got shape {tuple(x.shape)}")
+    _check_tensor(x, "tucker_hosvd")
     if tol is not None and not 0 <= tol < 1:
         raise ValueError(f"tol must be in [0, 1), got {tol}")
     fixed = _resolve_ranks(x, ranks)
     x_norm = torch.linalg.vector_norm(x)
+    if float(x_norm) == 0.0:
+        return _zero_fit(x, fixed, _pick_method(x, tol, method))
     threshold = (tol or 0.0) * float(x_norm) / math.sqrt(x.ndim)
     method = _pick_method(x, tol, method)
     core, factors = x, []
@@ -207,12 +230,21 @@ def tucker_hooi(x: torch.Tensor, ranks: int | Sequence[int], *, n_iter_max: int 
     HOSVD). The error is tracked through ``||x||² - ||core||²`` (valid for orthonormal factors) and measured
     exactly on the final result. The factor updates use the Gram route (only the leading subspace matters).
     """
-    check_floating(x, "x")
+    _check_tensor(x, "tucker_hooi")
     fixed = _resolve_ranks(x, ranks)
     if any(r is None for r in fixed):
         raise ValueError("tucker_hooi needs a rank for every mode")
-    if n_iter_max < 1:
-        raise ValueError(f"n_iter_max must be >= 1, got {n_iter_max}")
+    if isinstance(n_iter_max, bool) or not isinstance(n_iter_max, int) or n_iter_max < 1:
+        raise ValueError(f"n_iter_max must be an int >= 1, got {n_iter_max!r}")
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < math.inf:
+        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+    if on_failure not in ("warn", "raise", "ignore"):
+        raise ValueError(f"on_failure must be 'warn', 'raise' or 'ignore', got {on_failure!r}")
+    if init is not None and tuple(f.shape for f in init.factors) != tuple((n, r) for n, r in zip(x.shape, fixed)):
+        raise ValueError(f"init factors have shapes {[tuple(f.shape) for f in init.factors]}; expected "
+                         f"{[(n, r) for n, r in zip(x.shape, fixed)]}")
+    if float(torch.linalg.vector_norm(x)) == 0.0:
+        return _zero_fit(x, fixed, "gram")
     factors = list(init.factors if init is not None else tucker_hosvd(x, fixed).factors)
     x_norm = torch.linalg.vector_norm(x)
     history: list[float] = []

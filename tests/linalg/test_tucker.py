@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from sciml.linalg import TuckerTensor, fold, khatri_rao, mode_product, multi_mode_product, tucker_hooi, tucker_hosvd, unfold
+from sciml.linalg import (TuckerTensor, fold, khatri_rao, mode_product, multi_mode_product, tucker_hooi, tucker_hosvd,
+                          unfold)
 from sciml.testing import random_orthogonal, tol
 
 tl = pytest.importorskip("tensorly")
