@@ -1,5 +1,9 @@
-"""Speed of the ssm module: ``python benchmarks/bench_ssm.py [--quick]``.
+"""Speed of the ssm module: ``python benchmarks/bench_ssm.py [--quick] [--grid]``.
 
+0. Kernel generation alone vs state-spaces/s4's production CPU path (``src/models/functional/vandermonde.py::
+   log_vandermonde_naive``: exp(log Lbar * arange(L)) materialised as (H, M, L), einsum, 2 Re; re-implemented below),
+   L = 1k .. 64k, complex64 and complex128; and ``step`` throughput, cached vs re-discretised every step vs a naive
+   recurrence with precomputed (Lbar, Bbar).
 1. S4D kernel generation + FFT convolution vs the naive recurrence and vs the standalone S4D reference design
    (state-spaces/s4 ``models/s4/s4d.py``: complex64 Vandermonde kernel, no chunking; re-implemented here with the
    same shapes), L = 1k .. 16k.
@@ -18,7 +22,7 @@ import time
 
 import torch
 
-from sciml.ssm import S4D, S5, SequenceModel, sequential_scan
+from sciml.ssm import S4D, S5, SequenceModel, sequential_scan, vandermonde_kernel
 
 
 def timeit(fn, repeat: int = 3) -> float:
@@ -46,6 +50,98 @@ def reference_s4d(layer: S4D, u: torch.Tensor) -> torch.Tensor:
     return torch.fft.irfft(u_f * k_f, n=2 * L)[..., :L] + u * layer.D[:, None]
 
 
+def s4_log_vandermonde_naive(v: torch.Tensor, x: torch.Tensor, L: int) -> torch.Tensor:
+    """state-spaces/s4 ``log_vandermonde_naive(v, x, L, conj=True)``: 2 Re(sum_n v_n exp(x_n l)), the path its
+    S4D kernel takes without the pykeops / CUDA extensions (its CPU default)."""
+    vandermonde_matrix = torch.exp(x.unsqueeze(-1) * torch.arange(L).to(x))          # (..., N, L)
+    return 2 * torch.einsum("...n,...nl->...l", v, vandermonde_matrix).real
+
+
+def median_time(fn, repeat: int = 3) -> float:
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def kernel_and_step_section(quick: bool, gen: torch.Generator) -> None:
+    H, N = 8, 64
+    lengths = (1024, 4096, 16384) if quick else (1024, 4096, 16384, 65536)
+    print(f"\n[0] kernel generation only, H {H}, N {N} (32 modes); median of 3 (s); ratio = s4 / ours")
+    print("  L       dtype       ours      s4 log-vandermonde  ratio  max|diff|/max|K|")
+    layer = S4D(H, N, dtype=torch.float64, generator=gen)
+    with torch.no_grad():
+        log_Lbar, Bbar, C = layer._discrete(torch.float64)
+        for L in lengths:
+            for cd in (torch.complex64, torch.complex128):
+                W, x = (C * Bbar).to(cd), log_Lbar.to(cd)
+                t_ours = median_time(lambda: vandermonde_kernel(W, None, L, log_Lbar=x))
+                t_s4 = median_time(lambda: s4_log_vandermonde_naive(W, x, L))
+                K, K4 = vandermonde_kernel(W, None, L, log_Lbar=x), s4_log_vandermonde_naive(W, x, L)
+                err = float((K.double() - K4.double()).abs().max() / K4.double().abs().max())
+                print(f"  {L:<7d} {str(cd)[6:]:10s} {t_ours:9.4f}  {t_s4:18.4f}  {t_s4 / t_ours:5.1f}  {err:.1e}")
+    print("\n  step throughput (batch 16, H 64, N 64; steps/s): cached | re-discretised each step | naive peer")
+    layer = S4D(64, 64, generator=gen)
+    u = torch.randn(16, 64, generator=gen)
+    n = 200 if quick else 1000
+
+    def run_cached():
+        state = None
+        with torch.no_grad():
+            for _ in range(n):
+                _, state = layer.step(u, state)
+
+    def run_uncached():
+        state = None
+        with torch.no_grad():
+            for _ in range(n):
+                layer._cache.key = None                      # what the old step did: discretise every call
+                _, state = layer.step(u, state)
+
+    with torch.no_grad():
+        log_Lbar, Bbar, C = layer._discrete(torch.float64)
+        Lbar, D = torch.exp(log_Lbar), layer.D.double()
+
+    def run_naive():                                         # fair naive recurrence: system precomputed once
+        x = torch.zeros(16, 64, Lbar.shape[-1], dtype=torch.complex128)
+        for _ in range(n):
+            x = Lbar * x + Bbar * u.double()[..., None]
+            _ = 2 * (x * C).sum(-1).real + D * u.double()
+
+    tc, tu, tn = median_time(run_cached), median_time(run_uncached), median_time(run_naive)
+    print(f"  {n / tc:10.0f} | {n / tu:10.0f} ({tu / tc:.2f}x slower) | {n / tn:10.0f} (peer/ours {tc / tn:.2f})")
+
+
+def nan_grid() -> None:
+    """The full no-NaN / float32-vs-float64 grid that tests/ssm/test_kernels.py samples (~7 min on one core)."""
+    print("\n[grid] L, dt, layer, discretisation, mode: finite in f64/f32/bf16/fp16/autocast?, rel f32 error")
+    gen = torch.Generator().manual_seed(0)
+    worst = 0.0
+    for L in (3, 4096, 65536):
+        for dt in (1e-4, 1e-2, 1.0, 10.0):
+            for method in ("zoh", "bilinear"):
+                cases = [("s4d-ptd128", S4D(2, 128, init="ptd", dt_min=dt, dt_max=dt, discretization=method), None),
+                         *(("s5-ptd", S5(2, 32, init="ptd", conj_sym=False, dt_min=dt, dt_max=dt,
+                                         discretization=method), m) for m in ("scan", "fft"))]
+                for name, layer, mode in cases:
+                    kw = {} if mode is None else {"mode": mode}
+                    u = torch.randn(1, L, 2, generator=gen)
+                    with torch.no_grad():
+                        y64 = layer.double()(u.double(), **kw)
+                        layer.float()
+                        ys = [layer(u.to(d), **kw) for d in (torch.float32, torch.bfloat16, torch.float16)]
+                        with torch.autocast("cpu", dtype=torch.bfloat16):
+                            ys.append(layer(u, **kw))
+                    finite = all(bool(torch.isfinite(y).all()) for y in [y64, *ys])
+                    rel = float((ys[0].double() - y64).norm() / y64.norm())
+                    worst = max(worst, rel)
+                    print(f"  {L:<6d} {dt:<7g} {name:11s} {method:9s} {mode or '-':5s} finite={finite} rel={rel:.1e}")
+    print(f"  worst float32 relative error {worst:.1e}")
+
+
 def naive_recurrence(layer: S4D, u: torch.Tensor) -> torch.Tensor:
     state, ys = None, []
     for k in range(u.shape[1]):
@@ -57,6 +153,7 @@ def naive_recurrence(layer: S4D, u: torch.Tensor) -> torch.Tensor:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--grid", action="store_true", help="only the no-NaN dtype grid")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: stable ratios on a shared machine; 0 = torch's default)")
     args = parser.parse_args()
@@ -67,6 +164,10 @@ def main() -> None:
           f"{os.cpu_count()} cpus, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"load avg {os.getloadavg()[0]:.1f}")
     gen = torch.Generator().manual_seed(0)
+    if args.grid:
+        nan_grid()
+        return
+    kernel_and_step_section(args.quick, gen)
     Bsz, H, N = 4, 64, 64
     lengths = (1024, 4096) if args.quick else (1024, 4096, 16384)
     print(f"\n[1] S4D layer forward, batch {Bsz}, H {H}, N {N} (32 modes); seconds and ratios (others / ours)")

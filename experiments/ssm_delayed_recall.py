@@ -3,7 +3,13 @@
 Input: n_tokens random tokens (vocab V, one-hot) at positions 0..n_tokens-1, then blanks up to length L (default
 1024). Target: all n_tokens tokens, read out from the *last* step only (causal SSM stack, no pooling), so the
 information has to survive ~L steps in the state. Spec 1.5(e) ("sequential copy/delay", L = 256 there; here
-L >= 1000 as the issue asks). Compares S4D-LegS, S4-PTD (and S5 variants if listed); chance = 1/V per token.
+L >= 1000 as issue 15 asks). chance = 1/V per token.
+
+Diagnosis logged per model at initialisation (issue 15): the slowest and median decay rate -Re(lambda) of the first
+layer, the norm of B~, the dt range, and the initial kernel memory = median over channels of
+mean|K[L-64:L]| / mean|K[:16]| (how much of an input at lag ~L reaches the readout). Model entries
+"layer:init[:long]"; ":long" is the long-memory initialisation tried (dt in [1e-4, 1e-2]; see
+experiments/ssm_common.py::LONG_MEMORY_DT for the diagnosis and why it is not a fix).
 """
 
 from __future__ import annotations
@@ -14,13 +20,14 @@ import time
 
 import torch
 
-from experiments.ssm_common import make_model, single_thread, ssm_param_groups
+from experiments.ssm_common import make_model, mean_sd_min, parse_model, single_thread, ssm_param_groups
 from sciml.runner import ExperimentConfig, RunContext, experiment
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(ExperimentConfig):
-    models: tuple[str, ...] = ("s4d:legs", "s4d:ptd")
+    models: tuple[str, ...] = ("s4d:legs", "s4d:ptd", "s4d:ptd:long", "s5:legs", "s5:ptd", "s5:ptd:long")
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     length: int = 1024          # L >= 1000
     n_tokens: int = 4
     vocab: int = 4
@@ -37,8 +44,10 @@ class Config(ExperimentConfig):
     def validate(self) -> None:
         if self.length < self.n_tokens + 1 or self.n_tokens < 1 or self.vocab < 2:
             raise ValueError("need length > n_tokens >= 1 and vocab >= 2")
-        if min(self.steps, self.batch, self.n_test) < 1:
-            raise ValueError("steps, batch and n_test must be >= 1")
+        if min(self.steps, self.batch, self.n_test) < 1 or not self.seeds:
+            raise ValueError("steps, batch and n_test must be >= 1 and seeds non-empty")
+        for m in self.models:
+            parse_model(m)
 
 
 def recall_batch(n: int, cfg: Config, length: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,46 +60,81 @@ def recall_batch(n: int, cfg: Config, length: int, gen: torch.Generator) -> tupl
     return x, tokens
 
 
+@torch.no_grad()
+def memory_diagnostics(model, length: int) -> dict[str, float]:
+    """Initial-memory quantities of the first SSM layer (see module docstring)."""
+    ssm = model.blocks[0].ssm
+    if hasattr(ssm, "kernel"):
+        K = ssm.kernel(length).abs()
+        decay = torch.exp(ssm.log_A_real.double())
+        B = torch.view_as_complex(ssm.B.double().contiguous())
+    else:                                   # S5: kernel from the sum of the input channels to output h
+        log_Lbar, Bbar, C = ssm._discrete(torch.float64)
+        W = C * Bbar.sum(1)[None, :]                                                    # (H, M)
+        from sciml.ssm import vandermonde_kernel
+        K = vandermonde_kernel(W, None, length, conj_sym=ssm.conj_sym, log_Lbar=log_Lbar).abs()
+        decay = -ssm.Lambda_re.double()
+        B = torch.view_as_complex(ssm.B.double().contiguous())
+    ratio = K[:, -64:].mean(-1) / K[:, :16].mean(-1).clamp_min(1e-300)
+    dt = ssm.dt().double()
+    return {"kernel_memory": float(ratio.median()), "slowest_decay": float(decay.min()),
+            "median_decay": float(decay.median()), "B_norm": float(torch.linalg.vector_norm(B) / math.sqrt(B.shape[0])),
+            "dt_min": float(dt.min()), "dt_max": float(dt.max())}
+
+
+def recall_run(spec: str, cfg: Config, seed: int, length: int, steps: int, n_test: int) -> dict[str, float]:
+    """Train one model on delayed recall; token/sequence accuracy on fresh test data plus the diagnostics."""
+    layer, init, extra = parse_model(spec)
+    start = time.perf_counter()
+    model = make_model(layer, init, d_state=cfg.d_state, d_model=cfg.d_model, n_layers=cfg.n_layers, seed=seed,
+                       d_input=cfg.vocab + 1, d_output=cfg.n_tokens * cfg.vocab, pool="last", **extra)
+    diag = memory_diagnostics(model, length)
+    opt = torch.optim.AdamW(ssm_param_groups(model, cfg.lr, cfg.ssm_lr, 0.01))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups],
+                                                total_steps=steps, pct_start=0.1)
+    gen = torch.Generator().manual_seed(seed + 1)
+    losses = []
+    for _ in range(steps):
+        x, y = recall_batch(cfg.batch, cfg, length, gen)
+        logits = model(x).view(-1, cfg.n_tokens, cfg.vocab)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, cfg.vocab), y.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(float(loss.detach()))
+    x, y = recall_batch(n_test, cfg, length, torch.Generator().manual_seed(10_000 + seed))
+    model.eval()
+    with torch.no_grad():
+        pred = model(x).view(-1, cfg.n_tokens, cfg.vocab).argmax(-1)
+    return {"token_acc": float((pred == y).float().mean()), "sequence_acc": float((pred == y).all(-1).float().mean()),
+            "final_loss": sum(losses[-10:]) / min(10, len(losses)), "seconds": time.perf_counter() - start,
+            **diag, "losses": losses}
+
+
 @experiment("ssm/delayed-recall", config=Config, tags=("ssm",),
-            summary="Recall tokens after >= 1000 blank steps (last-step readout): S4D-LegS vs S4-PTD")
+            summary="Recall tokens after >= 1000 blank steps (last-step readout): S4D/S5 with LegS vs PTD inits")
 def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
     length = 200 if cfg.smoke else cfg.length
     steps = 15 if cfg.smoke else cfg.steps
-    metrics = {}
+    seeds = cfg.seeds[:1] if cfg.smoke else cfg.seeds
+    models = cfg.models[:2] if cfg.smoke else cfg.models
+    metrics: dict[str, float] = {}
     curves = {}
     with single_thread(cfg.threads):
-        for m in cfg.models:
-            layer, _, init = m.partition(":")
-            start = time.perf_counter()
-            model = make_model(layer, init, d_state=cfg.d_state, d_model=cfg.d_model, n_layers=cfg.n_layers,
-                               seed=ctx.seed, d_input=cfg.vocab + 1, d_output=cfg.n_tokens * cfg.vocab, pool="last")
-            opt = torch.optim.AdamW(ssm_param_groups(model, cfg.lr, cfg.ssm_lr, 0.01))
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups],
-                                                        total_steps=steps, pct_start=0.1)
-            gen = torch.Generator().manual_seed(ctx.seed + 1)
-            losses = []
-            for _ in range(steps):
-                x, y = recall_batch(cfg.batch, cfg, length, gen)
-                logits = model(x).view(-1, cfg.n_tokens, cfg.vocab)
-                loss = torch.nn.functional.cross_entropy(logits.reshape(-1, cfg.vocab), y.reshape(-1))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-                losses.append(float(loss.detach()))
-            test_gen = torch.Generator().manual_seed(10_000 + ctx.seed)
-            x, y = recall_batch(64 if cfg.smoke else cfg.n_test, cfg, length, test_gen)
-            model.eval()
-            with torch.no_grad():
-                pred = model(x).view(-1, cfg.n_tokens, cfg.vocab).argmax(-1)
+        for m in models:
+            runs = [recall_run(m, cfg, ctx.seed + s, length, steps, 64 if cfg.smoke else cfg.n_test) for s in seeds]
+            curves[m] = runs[0]["losses"]
             tag = m.replace(":", "_")
-            metrics[f"{tag}_token_acc"] = float((pred == y).float().mean())
-            metrics[f"{tag}_sequence_acc"] = float((pred == y).all(-1).float().mean())
-            metrics[f"{tag}_final_loss"] = float(sum(losses[-10:]) / min(10, len(losses)))
-            metrics[f"{tag}_seconds"] = time.perf_counter() - start
-            curves[m] = losses
-            ctx.log(f"{m}: token acc {metrics[f'{tag}_token_acc']:.3f}, sequence acc "
-                    f"{metrics[f'{tag}_sequence_acc']:.3f} (chance {1 / cfg.vocab:.3f}), {metrics[f'{tag}_seconds']:.0f}s")
+            for key in ("token_acc", "sequence_acc", "final_loss", "kernel_memory", "slowest_decay", "median_decay",
+                        "B_norm", "seconds"):
+                mean, sd, lo = mean_sd_min([r[key] for r in runs])
+                metrics[f"{tag}_{key}"] = mean
+                if key in ("token_acc", "sequence_acc"):
+                    metrics[f"{tag}_{key}_sd"], metrics[f"{tag}_{key}_min"] = sd, lo
+            ctx.log(f"{m}: token acc {metrics[f'{tag}_token_acc']:.3f} +- {metrics[f'{tag}_token_acc_sd']:.3f} "
+                    f"(chance {1 / cfg.vocab:.3f}); init kernel memory {metrics[f'{tag}_kernel_memory']:.1e}, "
+                    f"slowest decay {metrics[f'{tag}_slowest_decay']:.2f}, median {metrics[f'{tag}_median_decay']:.2f}")
     metrics["length"] = float(length)
     metrics["chance_token_acc"] = 1 / cfg.vocab
     metrics["chance_loss"] = math.log(cfg.vocab)
@@ -108,6 +152,6 @@ def _plot(ctx, curves, length, chance) -> None:
     for m, losses in curves.items():
         ax.plot(losses, label=m, lw=1)
     ax.axhline(chance, color="k", ls=":", label="chance (log V)")
-    ax.set(xlabel="step", ylabel="cross-entropy per token", title=f"delayed recall, L = {length}")
+    ax.set(xlabel="step", ylabel="cross-entropy per token", title=f"delayed recall, L = {length} (first seed)")
     ax.legend(fontsize=8)
     ctx.save_figure("delayed_recall", fig)

@@ -2,8 +2,10 @@
 
 Models are trained on clean sklearn 8x8 digits read as length-64 pixel sequences (spec 1.5(d)), then tested with
 amp * U(0,1) * cos(omega dt_h k) added at the input of every SSM layer. With d_state = 32 the S4D-LegS spike sits at
-omega_max = 325.4 (N=32); omega = 200 and 100 are off-spike controls. Reports the clean accuracy (>= 0.95 expected)
-and the mean / min over seeds for each noise setting.
+omega_max = 325.4 (N=32); omega = 200 and 100 are off-spike controls. S5's noise is aimed at every state's own step
+(see ssm_common.fourier_noise). Reports the clean accuracy (spec: >= 0.97) and mean / sd / min over seeds for each
+noise setting, for trainable and (``freeze_ssm``) frozen A, B, dt. Spec 1.5(d) setting: AdamW lr 3e-3, 40 epochs,
+3 seeds; here 5 seeds (about 15 min on an idle core; --set epochs=12 lr=1e-2 for a 4-minute run).
 """
 
 from __future__ import annotations
@@ -12,15 +14,16 @@ import dataclasses
 
 import numpy as np
 
-from experiments.ssm_common import digits_robustness, single_thread
+from experiments.ssm_common import digits_robustness, mean_sd_min, parse_model, single_thread
 from sciml.runner import ExperimentConfig, RunContext, experiment
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(ExperimentConfig):
     models: tuple[str, ...] = ("s4d:legs", "s4d:ptd", "s5:legs", "s5:ptd")   # layer:init
-    seeds: tuple[int, ...] = (0, 1, 2)          # spec: 3 seeds
-    epochs: int = 12                            # spec: 40 (AdamW 3e-3); 12 at lr 1e-2 reaches >= 0.95 here
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)    # spec: 3 seeds; 5 here
+    epochs: int = 40                            # spec 1.5(d) (about 40 s per model and seed on an idle core)
+    lr: float = 3e-3                            # spec 1.5(d)
     d_model: int = 64
     d_state: int = 32                           # spike at N^2/pi-ish = 325.4 for N = 32
     omegas: tuple[float, ...] = (325.4, 200.0, 100.0)
@@ -30,9 +33,7 @@ class Config(ExperimentConfig):
 
     def validate(self) -> None:
         for m in self.models:
-            layer, _, init = m.partition(":")
-            if layer not in ("s4d", "s5") or init not in ("legs", "lin", "inv", "ptd"):
-                raise ValueError(f"models entries must look like 's4d:legs' / 's5:ptd', got {m!r}")
+            parse_model(m)
         if not self.seeds or self.epochs < 1:
             raise ValueError("need at least one seed and epochs >= 1")
 
@@ -47,11 +48,12 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
     table: dict[str, dict[str, list[float]]] = {}
     with single_thread(cfg.threads):
         for m in ctx.progress(models, desc="models"):
-            layer, _, init = m.partition(":")
+            layer, init, extra = parse_model(m)
             for seed in seeds:
-                res = digits_robustness(layer, init, ctx.seed + seed, epochs, omegas, cfg.amps,
+                res = digits_robustness(layer, init, ctx.seed + seed, epochs, omegas, cfg.amps, lr=cfg.lr,
                                         d_model=cfg.d_model, d_state=cfg.d_state, freeze_ssm=cfg.freeze_ssm,
-                                        n_train=300 if cfg.smoke else 1400, n_test=200 if cfg.smoke else None)
+                                        n_train=300 if cfg.smoke else 1400, n_test=200 if cfg.smoke else None,
+                                        **extra)
                 ctx.log(f"{m} seed {seed}: " + ", ".join(f"{k}={v:.3f}" for k, v in res.items()))
                 for k, v in res.items():
                     table.setdefault(m, {}).setdefault(k, []).append(v)
@@ -59,9 +61,10 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
     for m, cols in table.items():
         tag = m.replace(":", "_")
         for k, vals in cols.items():
-            metrics[f"{tag}_{k}_mean"] = float(np.mean(vals))
+            mean, sd, lo = mean_sd_min(vals)
+            metrics[f"{tag}_{k}_mean"] = mean
             if k != "seconds":
-                metrics[f"{tag}_{k}_min"] = float(np.min(vals))
+                metrics[f"{tag}_{k}_sd"], metrics[f"{tag}_{k}_min"] = sd, lo
     _plot(ctx, table)
     return metrics
 

@@ -2,20 +2,32 @@
 
 The paper's Long-Range Arena table needs the LRA data (not available offline) and GPU-days: its rows are shown
 as paper-only. Our CPU-scale rows check the paper's mechanisms: the transfer-function spike of S4D-LegS and the
-uniform closeness of PTD (Thms. 2-3), the PTD conditioning targets, the frequency-extrapolation failure of S4D-LegS
-(Sec. 3.4), and Fourier-noise robustness on digits-as-sequences (Sec. 5.2 analogue; the paper uses sCIFAR).
+uniform closeness of PTD (Thms. 2-3) at N = 32, 64, 128 against the authors' shipped matrices, the PTD conditioning
+targets, the frequency-extrapolation failure of S4D-LegS (Sec. 3.4), Fourier-noise robustness on digits-as-sequences
+(Sec. 5.2 analogue; the paper uses sCIFAR) for S4D / S4-PTD / S5 / S5-PTD with trainable and frozen SSMs, and a
+delayed-recall long-memory table (spec 1.5(e)).
+
+Scales (``--scale``; ``--set key=value`` overrides a preset field):
+  smoke: 1 seed, 2 epochs, 10 recall steps at L = 200 (plumbing only; accuracy rows not measured);
+  default: 5 seeds, 12 epochs at lr 1e-2 (spec: 40 epochs at 3e-3), recall 150 steps at L = 1024 with H = 16
+           (issue run: 300 steps, H = 32), 1500/1500 extrapolation sequences (spec 3000);
+  full: 5 seeds, the spec's 40 epochs at lr 3e-3, recall 300 steps with H = 32, 3000/3000 sequences.
+Every accuracy row's note says what ran; rows not at the spec setting are marked paper_setting=False.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
 
-from experiments.ssm_common import digits_robustness, frozen_systems, single_thread
+from experiments.ssm_common import digits_robustness, frozen_systems, mean_sd_min, parse_model, single_thread
+from experiments.ssm_delayed_recall import Config as RecallConfig
+from experiments.ssm_delayed_recall import recall_run
 from experiments.ssm_frequency_extrapolation import Config as ExtrapConfig
 from experiments.ssm_frequency_extrapolation import run as run_extrapolation
-from sciml.runner import Measured, Paper, Row, RunContext, reproduction
+from sciml.runner import Measured, Paper, ReproductionConfig, Row, RunContext, reproduction
 from sciml.ssm import hippo_legs, ptd, transfer_function
 
 PAPER = Paper(key="s4_ptd", title="Robustifying State-space Models for Long Sequences via Approximate Diagonalization",
@@ -42,37 +54,106 @@ ROWS = (
     Row("thm2/N32/sup_dev_s4d_legs", "Thm. 2 (spec 1.2.5, verified)", "sup_w |G_Diag - G_DPLR|, N=32",
         "sup deviation (spike)", None, "same quantity, exact float64 (no scaling needed)", expect=(20.0, 27.0),
         same_setting=True, note="spec value 23.7 at omega = 325.4; the paper states Theta(1) spikes"),
-    Row("thm3/N32/sup_dev_ptd", "Thm. 3", "sup_w |G_PTD - G_DPLR|, N=32", "sup deviation", None,
-        "our shipped E (package solver)", expect=(0.0, 0.177),
-        note="band: below sup|G_DPLR| = 0.177; spec: 0.011 with the authors' E (rel. size 0.038)"),
-    Row("ptd/N32/kappa", "Sec. 4.2 / authors' ptbHiPPO32.mat", "kappa(V~) of the authors' shipped E",
-        "condition number", 8.31, "our solver (log kappa + gamma ||E||, Adam)", expect=(1.0, 10.0),
-        note="spec target kappa <= 10"),
+    *(Row(f"thm3/N{N}/rel_dev_ptd", "Thm. 3 / authors' shipped matrix (code)",
+          f"sup_w |G_PTD - G_H| / sup_w |G_H|, N={N}, C = ones/sqrt(N), B = B_H", "relative sup deviation (lower)",
+          paper, "our shipped E (two-stage solver, sciml/ssm/data)", expect=(0.0, 0.15), same_setting=True,
+          note=f"paper column = the authors' {src} measured by us (not in the paper's text); band from issue 15")
+      for N, paper, src in ((32, 0.062, "ptbHiPPO32.mat"), (64, 0.059, "ptb.mat (complex E, S4-PTD LRA)"),
+                            (128, 0.128, "ptbHiPPO128_v2.mat (one eigenvalue at Re = +3.4, flipped)"))),
+    Row("thm3/N128/dc_gain_ratio", "Thm. 3 (DC gain = G(0))", "G_PTD(0) / G_H(0), N=128", "ratio (1 = exact)", 0.872,
+        "our shipped E", expect=(0.85, 1.15), same_setting=True,
+        note="paper column: authors' ptbHiPPO128_v2 (0.0771 / 0.0884); the stage-1-only solver gave 0.33"),
+    *(Row(f"ptd/N{N}/kappa", "Sec. 4.2 / authors' matrices", "kappa(V~)", "condition number", paper,
+          "our shipped E", expect=(1.0, 10.0), same_setting=True, note="spec target kappa <= 10")
+      for N, paper in ((32, 8.31), (64, 9.2), (128, 8.01))),
     Row("ptd/N32/rel_E", "Sec. 4.2 / authors' ptbHiPPO32.mat", "||E||_2/||A_H||_2 of the authors' E",
         "relative perturbation", 0.038, "our solver", expect=(0.03, 0.1), note="spec target band"),
     # Frequency extrapolation (Sec. 3.4 analogue, spec 1.5(c)); the "hippo" row is the exact dense system.
     *(Row(f"sec3.4/{name}/err_78_84", "Sec. 3.4 / Fig. 4", "regress sine amplitude, test across omega_max",
-          "mean |pred - a|, s in [78,84)", None, "spec 1.5(c) CPU analogue, N=16 (1500/1500 sequences; spec 3000)", expect=band, note=note)
+          "mean |pred - a|, s in [78,84)", None, "spec 1.5(c) CPU analogue, N=16", expect=band, note=note)
       for name, band, note in (("s4d_legs", (1.0, math.inf), "S4D-LegS blows up at omega_max = 81 (spec: 2.19)"),
                                ("ptd", (0.0, 0.6), "PTD tracks exact HiPPO (spec: 0.44 vs 0.37)"),
                                ("hippo", (0.0, 0.6), "exact HiPPO-LegS, dense expm (spec: 0.37)"))),
-    # Noise robustness (Sec. 5.2 analogue on digits; the paper uses sCIFAR).
-    *(Row(f"sec5.2/{model}/{key}", "Sec. 5.2", f"sCIFAR, {setting}", "test accuracy", None,
-          f"digits-as-sequences (L=64), 2 layers H=64, N=32, 12 epochs, 1 seed; {ours}", expect=band, note=note)
-      for model, key, setting, ours, band, note in (
-          ("s4d_legs", "clean", "clean", "clean", (0.95, 1.0), ""),
-          ("s4_ptd", "clean", "clean", "clean", (0.95, 1.0), ""),
-          ("s4d_legs", "spike_amp1", "noise at the S4D spike", "noise cos(325.4 dt_h k) U(0,1), amp 1", (0.0, 0.5), "spec 3-seed mean 0.27 (collapse)"),
-          ("s4_ptd", "spike_amp1", "noise at the S4D spike", "same noise", (0.7, 1.0), "spec 3-seed mean 0.90"),
-          ("s4d_legs", "offspike_amp1", "off-spike control", "omega = 200, amp 1", (0.6, 1.0), "spec 0.85"),
-          ("s4_ptd", "offspike_amp1", "off-spike control", "omega = 200, amp 1", (0.6, 1.0), "spec 0.91"))),
 )
 
+# Noise robustness (Sec. 5.2 analogue on digits; spec 1.5(d) acceptance: 3-seed means at omega = 325.4, amp 1:
+# S4D <= 0.35 and PTD >= 0.70 in both settings; clean >= 0.97 for both). S5 rows have no spec band (reported),
+# except S5-PTD clean accuracy (issue 15 target 0.95).
+_ROBUST_SETTING = "digits-as-sequences (L=64), 2 blocks H=64, N=32, AdamW, 5 seeds (epochs / lr: see note)"
+_SPIKE, _OFF = 325.4, 200.0
+_ROBUST_MODELS = {"s4d_legs": "s4d:legs", "s4_ptd": "s4d:ptd", "s5_legs": "s5:legs", "s5_ptd": "s5:ptd"}
 
-@reproduction(PAPER, rows=ROWS, summary="S4-PTD / S5-PTD: transfer-function spikes, PTD conditioning, "
-              "frequency extrapolation and Fourier-noise robustness at CPU scale; LRA rows paper-only")
-def reproduce(ctx: RunContext) -> dict[str, Measured]:
-    out: dict[str, Measured] = {}
+
+def _robust_band(model: str, key: str) -> tuple[tuple[float, float] | None, str]:
+    s4 = model in ("s4d_legs", "s4_ptd")
+    if key == "clean":
+        if s4:
+            return (0.97, 1.0), "spec acceptance: clean >= 0.97"
+        return ((0.95, 1.0), "issue 15 target 0.95") if model == "s5_ptd" else (None, "")
+    if key == "spike_amp1" and s4:
+        return ((0.0, 0.35), "spec acceptance S4D <= 0.35 (spec 3-seed mean 0.27 / frozen 0.20)") \
+            if model == "s4d_legs" else ((0.70, 1.0), "spec acceptance PTD >= 0.70 (spec 0.90 / frozen 0.75)")
+    return None, "reported (no spec band)"
+
+
+ROBUST_ROWS = tuple(
+    Row(f"sec5.2/{model}{'_frozen' if frozen else ''}/{key}", "Sec. 5.2 / spec 1.5(d)",
+        f"sCIFAR, {label}{', frozen A, B, dt' if frozen else ''}", "test accuracy (mean over seeds)", None,
+        _ROBUST_SETTING + (", A, B, dt frozen" if frozen else ""), expect=_robust_band(model, key)[0],
+        same_setting=True, note=_robust_band(model, key)[1])
+    for model in _ROBUST_MODELS for frozen in ((False, True) if model in ("s4d_legs", "s4_ptd") else (False,))
+    for key, label in (("clean", "clean"), ("spike_amp1", f"noise amp 1 at the S4D spike omega = {_SPIKE}"),
+                       ("offspike_amp1", f"off-spike control omega = {_OFF}, amp 1")))
+
+REVERSAL_ROWS = tuple(
+    Row(f"sec5.2/offspike_reversal{suffix}", "spec 1.5(d) table", "omega = 200, amp 1: PTD minus S4D accuracy",
+        "accuracy difference (PTD - S4D)", paper, _ROBUST_SETTING, expect=None,
+        note="spec (3 seeds): PTD ahead off-spike (+0.06 trainable, -0.07 frozen); issue run: PTD behind (-0.05)")
+    for suffix, paper in (("", 0.057), ("_frozen", -0.072)))
+
+_RECALL_MODELS = {"s4d_legs": "s4d:legs", "s4_ptd": "s4d:ptd", "s4_ptd_long": "s4d:ptd:long",
+                  "s5_legs": "s5:legs", "s5_ptd": "s5:ptd", "s5_ptd_long": "s5:ptd:long"}
+RECALL_ROWS = tuple(
+    Row(f"recall/{model}/token_acc", "spec 1.5(e) (not in the paper)", "delayed recall, 4 tokens of 4, L >= 1000",
+        "token accuracy at the last step (chance 0.25)", None,
+        "L = 1024, 2 blocks, N = 32, AdamW lr 1e-2 (SSM 1e-3), 5 seeds" + (", dt in [1e-4, 1e-2]" if "long" in model else ""),
+        expect=(0.9, 1.0), note="spec 1.5(e): a 2-layer model should solve it with both inits"
+        + ("; ':long' = dt 10x smaller (restores initial memory; seed-0 300-step run: 0.37, not solved)"
+           if "long" in model else ""))
+    for model in _RECALL_MODELS)
+
+ROWS = ROWS + ROBUST_ROWS + REVERSAL_ROWS + RECALL_ROWS
+
+
+@dataclasses.dataclass(frozen=True)
+class S4PTDReproConfig(ReproductionConfig):
+    seeds: int = 5
+    robust_epochs: int = 12           # spec 1.5(d): 40
+    robust_lr: float = 1e-2           # spec 1.5(d): 3e-3 (with 40 epochs; "full" uses that)
+    frozen: bool = True               # the frozen-SSM rows (S4D-LegS and S4-PTD)
+    recall_steps: int = 150
+    recall_length: int = 1024
+    recall_d_model: int = 16
+    recall_batch: int = 16
+    extrapolation_sequences: int = 1500   # spec: 3000 train / 3000 test
+
+    def validate(self) -> None:
+        super().validate()
+        if self.seeds < 1 or self.robust_epochs < 1 or self.recall_steps < 1 or self.recall_length < 5:
+            raise ValueError("seeds, robust_epochs, recall_steps must be >= 1 and recall_length >= 5")
+
+    @classmethod
+    def preset(cls, scale: str) -> "S4PTDReproConfig":
+        if scale == "smoke":
+            return cls(scale=scale, seeds=1, robust_epochs=2, recall_steps=10, recall_length=200,
+                       extrapolation_sequences=600)
+        if scale == "full":
+            return cls(scale=scale, robust_epochs=40, robust_lr=3e-3, recall_steps=300, recall_d_model=32,
+                       recall_batch=32, extrapolation_sequences=3000)
+        return cls(scale=scale)
+
+
+def _transfer_rows(out: dict[str, Measured]) -> None:
     N = 32
     systems = frozen_systems(N)
     C = torch.ones(N, dtype=torch.float64) / math.sqrt(N)
@@ -80,29 +161,74 @@ def reproduce(ctx: RunContext) -> dict[str, Measured]:
     w = torch.cat([torch.logspace(-1, 5, 4000, dtype=torch.float64), eig]).sort().values
     G = {k: transfer_function(A, B, C, 1j * w) for k, (A, B) in systems.items()}
     out["thm2/N32/sup_dev_s4d_legs"] = Measured(float((G["s4d_legs"] - G["hippo"]).abs().max()))
-    out["thm3/N32/sup_dev_ptd"] = Measured(float((G["ptd"] - G["hippo"]).abs().max()))
-    res = ptd(hippo_legs(N)[0])
-    out["ptd/N32/kappa"] = Measured(res.condition_number, f"backward error {res.backward_error:.1e}")
-    out["ptd/N32/rel_E"] = Measured(res.relative_perturbation)
+    for N in (32, 64, 128):
+        res = ptd(hippo_legs(N)[0])
+        out[f"thm3/N{N}/rel_dev_ptd"] = Measured(res.transfer_deviation, f"uniform over unit C: "
+                                                 f"{res.uniform_transfer_deviation:.3f}; kappa {res.condition_number:.2f}")
+        out[f"ptd/N{N}/kappa"] = Measured(res.condition_number, f"||E||/||A|| {res.relative_perturbation:.3f}, "
+                                          f"backward error {res.backward_error:.1e}")
+        if N == 128:
+            out["thm3/N128/dc_gain_ratio"] = Measured(res.dc_gain / res.dc_gain_reference,
+                                                      f"G_PTD(0) {res.dc_gain:.4f} vs G_H(0) {res.dc_gain_reference:.4f}")
+        if N == 32:
+            out["ptd/N32/rel_E"] = Measured(res.relative_perturbation)
 
-    # Default scale halves the spec's 3000/3000 sequences (time budget); full uses the spec's counts.
-    n = 3000 if ctx.scale == "full" else 1500
-    cfg = ExtrapConfig(smoke=ctx.smoke, n_train=n, n_test=n)
-    m = run_extrapolation(cfg, ctx)
+
+def _robust_rows(cfg: S4PTDReproConfig, ctx: RunContext, out: dict[str, Measured]) -> None:
+    scaled = cfg.robust_epochs < 40 or cfg.robust_lr != 3e-3
+    for model, spec in ctx.progress(list(_ROBUST_MODELS.items()), desc="robustness"):
+        layer, init, extra = parse_model(spec)
+        for frozen in ((False, True) if cfg.frozen and layer == "s4d" else (False,)):
+            runs = [digits_robustness(layer, init, ctx.seed + s, cfg.robust_epochs, (_SPIKE, _OFF), (1.0,),
+                                      lr=cfg.robust_lr, freeze_ssm=frozen, **extra) for s in range(cfg.seeds)]
+            tag = f"{model}{'_frozen' if frozen else ''}"
+            ran = (f"ran: {cfg.seeds} seeds, {cfg.robust_epochs} epochs, lr {cfg.robust_lr:g}"
+                   + (" (spec: 40 epochs at lr 3e-3)" if scaled else " (spec setting)"))
+            for key, col in (("clean", "clean"), ("spike_amp1", f"w{_SPIKE:g}_a1"), ("offspike_amp1", f"w{_OFF:g}_a1")):
+                mean, sd, lo = mean_sd_min([r[col] for r in runs])
+                out[f"sec5.2/{tag}/{key}"] = Measured(mean, f"{ran}; sd {sd:.3f}, worst seed {lo:.3f}",
+                                                      paper_setting=not scaled)
+            ctx.log(f"{tag}: " + ", ".join(f"{k} {out[f'sec5.2/{tag}/{k}'].value:.3f}"
+                                            for k in ("clean", "spike_amp1", "offspike_amp1")))
+    for suffix in ("", "_frozen"):
+        a, b = out.get(f"sec5.2/s4_ptd{suffix}/offspike_amp1"), out.get(f"sec5.2/s4d_legs{suffix}/offspike_amp1")
+        if a is not None and b is not None:
+            out[f"sec5.2/offspike_reversal{suffix}"] = Measured(
+                a.value - b.value, "negative = PTD hurt more than S4D off its spike (PTD's spectrum is spread over "
+                "more frequencies; S4D's spike sits elsewhere)", paper_setting=not scaled)
+
+
+def _recall_rows(cfg: S4PTDReproConfig, ctx: RunContext, out: dict[str, Measured]) -> None:
+    rc = RecallConfig(models=tuple(_RECALL_MODELS.values()), length=cfg.recall_length, steps=cfg.recall_steps,
+                      d_model=cfg.recall_d_model, batch=cfg.recall_batch)
+    scaled = cfg.recall_steps < 300 or cfg.recall_d_model < 32
+    for model, spec in ctx.progress(list(_RECALL_MODELS.items()), desc="recall"):
+        runs = [recall_run(spec, rc, ctx.seed + s, cfg.recall_length, cfg.recall_steps, 512) for s in range(cfg.seeds)]
+        mean, sd, lo = mean_sd_min([r["token_acc"] for r in runs])
+        mem = runs[0]
+        out[f"recall/{model}/token_acc"] = Measured(
+            mean, f"{cfg.seeds} seeds, {cfg.recall_steps} steps, H {cfg.recall_d_model}, L {cfg.recall_length}; "
+            f"sd {sd:.3f}, worst {lo:.3f}; init kernel memory {mem['kernel_memory']:.1e}, slowest decay "
+            f"{mem['slowest_decay']:.2f}, median decay {mem['median_decay']:.2f}, |B~| rms {mem['B_norm']:.2f}",
+            paper_setting=not scaled)
+        ctx.log(f"recall {model}: {out[f'recall/{model}/token_acc'].note}")
+
+
+@reproduction(PAPER, rows=ROWS, config=S4PTDReproConfig,
+              summary="S4-PTD / S5-PTD: transfer-function spikes and PTD fidelity vs the authors' matrices, "
+              "frequency extrapolation, Fourier-noise robustness and delayed recall at CPU scale; LRA rows paper-only")
+def reproduce(cfg: S4PTDReproConfig, ctx: RunContext) -> dict[str, Measured]:
+    out: dict[str, Measured] = {}
+    _transfer_rows(out)
+    n = cfg.extrapolation_sequences
+    m = run_extrapolation(ExtrapConfig(smoke=cfg.scale == "smoke", n_train=n, n_test=n), ctx)
     for name in ("s4d_legs", "ptd", "hippo"):
-        out[f"sec3.4/{name}/err_78_84"] = Measured(m[f"{name}_err_s78_84"],
-                                                   f"prediction range {m[f'{name}_pred_min']:.2f}..{m[f'{name}_pred_max']:.2f}")
-
-    if ctx.smoke:        # a 2-epoch model says nothing about accuracy: leave these rows not-measured
+        out[f"sec3.4/{name}/err_78_84"] = Measured(
+            m[f"{name}_err_s78_84"], f"{n}/{n} sequences; prediction range {m[f'{name}_pred_min']:.2f}.."
+            f"{m[f'{name}_pred_max']:.2f}", paper_setting=n >= 3000)
+    if cfg.scale == "smoke":        # a 2-epoch / 10-step model says nothing about accuracy
         return out
-    seeds = {"default": (0,), "full": (0, 1, 2)}[ctx.scale]
-    epochs = {"default": 12, "full": 40}[ctx.scale]
     with single_thread(1):
-        for init, tag in (("legs", "s4d_legs"), ("ptd", "s4_ptd")):
-            runs = [digits_robustness("s4d", init, ctx.seed + s, epochs, (325.4, 200.0), (1.0,))
-                    for s in seeds]
-            note = f"{len(seeds)} seed(s), {epochs} epochs"
-            for key, col in (("clean", "clean"), ("spike_amp1", "w325.4_a1"), ("offspike_amp1", "w200_a1")):
-                vals = [r[col] for r in runs]
-                out[f"sec5.2/{tag}/{key}"] = Measured(sum(vals) / len(vals), note + f", min {min(vals):.3f}")
+        _robust_rows(cfg, ctx, out)
+        _recall_rows(cfg, ctx, out)
     return out

@@ -126,28 +126,40 @@ def s4d_legs(N: int, conj_sym: bool = True) -> DiagonalInit:
                         name="legs")
 
 
-def s4d_lin(N: int) -> DiagonalInit:
+def _with_conjugates(init: DiagonalInit, conj_sym: bool) -> DiagonalInit:
+    """The full spectrum (each stored mode and its conjugate, B conjugated) when conj_sym is False."""
+    if conj_sym:
+        return init
+    return dataclasses.replace(init, eigenvalues=torch.cat([init.eigenvalues, init.eigenvalues.conj()]),
+                               B=torch.cat([init.B, init.B.conj()]), conj_sym=False)
+
+
+def s4d_lin(N: int, conj_sym: bool = True) -> DiagonalInit:
     """S4D-Lin: lambda_n = -1/2 + i pi n, n = 0..N/2-1 (N/2 modes, conjugate symmetric), B = 1.
+
+    ``conj_sym=False`` returns all N modes (the N/2 above and their conjugates).
 
     Reference: S4D (arXiv 2206.11893), Sec. 4, Eq. (9).
     """
     _check_state_size(N, even=True)
     n = torch.arange(N // 2, dtype=torch.float64)
     lam = torch.complex(torch.full_like(n, -0.5), math.pi * n)
-    return DiagonalInit(eigenvalues=lam, B=torch.ones(N // 2, dtype=torch.complex128), eigenvectors=None,
-                        eigenvectors_inv=None, conj_sym=True, name="lin")
+    return _with_conjugates(DiagonalInit(eigenvalues=lam, B=torch.ones(N // 2, dtype=torch.complex128),
+                                         eigenvectors=None, eigenvectors_inv=None, conj_sym=True, name="lin"),
+                            conj_sym)
 
 
-def s4d_inv(N: int) -> DiagonalInit:
-    """S4D-Inv: lambda_n = -1/2 + i (N/pi)(N/(2n+1) - 1), n = 0..N/2-1, B = 1.
+def s4d_inv(N: int, conj_sym: bool = True) -> DiagonalInit:
+    """S4D-Inv: lambda_n = -1/2 + i (N/pi)(N/(2n+1) - 1), n = 0..N/2-1, B = 1 (all N modes without conj_sym).
 
     Reference: S4D (arXiv 2206.11893), Sec. 4, Eq. (8).
     """
     _check_state_size(N, even=True)
     n = torch.arange(N // 2, dtype=torch.float64)
     lam = torch.complex(torch.full_like(n, -0.5), (N / math.pi) * (N / (2 * n + 1) - 1))
-    return DiagonalInit(eigenvalues=lam, B=torch.ones(N // 2, dtype=torch.complex128), eigenvectors=None,
-                        eigenvectors_inv=None, conj_sym=True, name="inv")
+    return _with_conjugates(DiagonalInit(eigenvalues=lam, B=torch.ones(N // 2, dtype=torch.complex128),
+                                         eigenvectors=None, eigenvectors_inv=None, conj_sym=True, name="inv"),
+                            conj_sym)
 
 
 def eigenvector_condition(A: torch.Tensor) -> float:

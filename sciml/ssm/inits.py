@@ -13,18 +13,20 @@ INITS = ("legs", "lin", "inv", "ptd")
 def diagonal_init(init: str | DiagonalInit, N: int, conj_sym: bool = True) -> DiagonalInit:
     """The DiagonalInit called ``init`` for state size N (or ``init`` itself when already a DiagonalInit).
 
-    "lin" and "inv" exist only with conjugate symmetry (their spectra are defined by one half-plane).
+    Without ``conj_sym``, "lin" and "inv" return their N/2 modes and the conjugates (N modes).
     """
     if isinstance(init, DiagonalInit):
         return init
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS} or a DiagonalInit, got {init!r}")
     _check_state_size(N, "d_state", even=conj_sym or init in ("lin", "inv"))
+    if not isinstance(conj_sym, bool):
+        raise ValueError(f"conj_sym must be a bool, got {conj_sym!r}")
     if init == "legs":
         return s4d_legs(N, conj_sym)
     if init == "ptd":
         return ptd_init(N, conj_sym)
-    return s4d_lin(N) if init == "lin" else s4d_inv(N)
+    return s4d_lin(N, conj_sym) if init == "lin" else s4d_inv(N, conj_sym)
 
 
 def block_diagonal(init: DiagonalInit, blocks: int) -> DiagonalInit:

@@ -13,6 +13,11 @@ import torch
 
 DISCRETIZATIONS = ("zoh", "bilinear")
 
+# Real parts of log(Lbar) below this are clamped: exp(l * x) for l >= 1 underflows to 0 in float64 either way
+# (exp(-746) == 0), so the clamp changes no representable value, while -inf (from log(0)) would give
+# 0 * (-inf) = NaN at lag 0.
+LOG_DECAY_FLOOR = -1000.0
+
 
 def check_method(method: str) -> str:
     if method not in DISCRETIZATIONS:
@@ -20,52 +25,142 @@ def check_method(method: str) -> str:
     return method
 
 
+def complex_expm1(z: torch.Tensor) -> torch.Tensor:
+    """exp(z) - 1 without cancellation for small |z| (torch's complex expm1 is exp(z) - 1 on CPU).
+
+    exp(a + ib) - 1 = (expm1(a) cos b - 2 sin^2(b/2)) + i exp(a) sin b.
+    """
+    a, b = z.real, z.imag
+    return torch.complex(torch.expm1(a) * torch.cos(b) - 2 * torch.sin(b / 2) ** 2, torch.exp(a) * torch.sin(b))
+
+
 def discretize(Lambda: torch.Tensor, dt: torch.Tensor, method: str = "zoh") -> tuple[torch.Tensor, torch.Tensor]:
     """Discrete-time diagonal transition and input factor for x' = Lambda x + B u with step dt.
 
     ZOH: Lbar = exp(dt Lambda), Bbar = (Lbar - 1)/Lambda * B.  Bilinear: Lbar = (1 + dt Lambda/2)/(1 - dt Lambda/2),
-    Bbar = dt/(1 - dt Lambda/2) * B. Returns (Lbar, factor) with Bbar = factor * B.
+    Bbar = dt/(1 - dt Lambda/2) * B. Returns (Lbar, factor) with Bbar = factor * B. The ZOH factor uses an
+    expm1 (exact for tiny dt Lambda in float32, where exp(x) - 1 cancels to 0); Lbar may underflow to 0 (fine).
 
     Shapes: Lambda and dt broadcast against each other; outputs have the broadcast shape (complex).
     """
     check_method(method)
     dtL = dt * Lambda
     if method == "zoh":
-        Lbar = torch.exp(dtL)
-        return Lbar, (Lbar - 1) / Lambda
+        return torch.exp(dtL), complex_expm1(dtL) / Lambda
     denom = 1 - dtL / 2
     return (1 + dtL / 2) / denom, dt / denom
 
 
-def vandermonde_kernel(W: torch.Tensor, Lbar: torch.Tensor, L: int, conj_sym: bool = True) -> torch.Tensor:
+def log_transition(Lambda: torch.Tensor, dt: torch.Tensor, method: str = "zoh") -> torch.Tensor:
+    """log(Lbar), computed without forming Lbar (no log(0) = -inf when the decay underflows), real part clamped
+    at LOG_DECAY_FLOOR. ZOH: dt Lambda. Bilinear: log(1 + dt Lambda/2) - log(1 - dt Lambda/2).
+
+    Shapes: broadcast of Lambda and dt (complex).
+    """
+    check_method(method)
+    dtL = dt * Lambda
+    if method == "bilinear":
+        dtL = torch.log(1 + dtL / 2) - torch.log(1 - dtL / 2)
+    return torch.complex(dtL.real.clamp_min(LOG_DECAY_FLOOR), dtL.imag)
+
+
+def _split(L: int) -> tuple[int, int]:
+    """l = b*s + j with s ~ sqrt(L): (s, number of blocks nb)."""
+    s = max(1, math.isqrt(max(L - 1, 0)) + 1)
+    return s, -(-L // s)
+
+
+def transition_powers(log_Lbar: torch.Tensor, n: int, stride: int = 1, cdtype: torch.dtype = torch.complex128) -> torch.Tensor:
+    """Lbar^(stride * j), j = 0..n-1, from log(Lbar) in complex128 (phases exact to float64 before the cast).
+
+    Exponents below -708 are flushed to exactly 0 instead of float64 subnormals (a 2x CPU slowdown, and
+    below 1e-307 relative to the lag-0 term anyway).
+
+    Shapes: (..., M) -> (..., M, n).
+    """
+    x = log_Lbar.to(torch.complex128)
+    x = torch.complex(x.real.clamp_min(LOG_DECAY_FLOOR), x.imag)          # log(0) = -inf -> finite floor
+    arg = x[..., None] * (stride * torch.arange(n, device=x.device, dtype=torch.float64))
+    re = torch.where(arg.real < -708.0, torch.full_like(arg.real, -math.inf), arg.real)
+    return torch.exp(torch.complex(re, arg.imag)).to(cdtype)
+
+
+def _check_length(L: int) -> None:
+    if isinstance(L, bool) or not isinstance(L, int) or L < 1:
+        raise ValueError(f"sequence length L must be a positive int, got {L!r}")
+
+
+def vandermonde_kernel(W: torch.Tensor, Lbar: torch.Tensor | None, L: int, conj_sym: bool = True, *,
+                       log_Lbar: torch.Tensor | None = None) -> torch.Tensor:
     """K[..., l] = Re(c * sum_n W[..., n] Lbar[..., n]^l), c = 2 with conjugate symmetry else 1.
 
     Powers come from exp(l log Lbar) (no error accumulation), split as l = b*s + j with s ~ sqrt(L):
     K[b*s + j] = sum_n (W_n Lbar_n^(b s)) Lbar_n^j, one batched matrix product. Only O(M sqrt(L)) complex
-    exponentials are evaluated instead of O(M L) (complex exp is the bottleneck of the plain Vandermonde product
-    on CPU); the multiply-adds stay O(M L).
+    exponentials are evaluated (in complex128, so the phases l Im(log Lbar) stay accurate for long L even for a
+    complex64 kernel) instead of O(M L); the multiply-adds stay O(M L), in W's dtype.
 
-    Shapes: W, Lbar (..., M) complex (broadcastable) -> K (..., L) real (the real dtype of W).
+    Pass ``log_Lbar`` (e.g. from ``log_transition``) instead of ``Lbar`` when decays may underflow: log(0) = -inf
+    would otherwise be clamped to a decay of exp(-1000) per step (still exact: such powers underflow to 0).
+
+    Shapes: W, Lbar / log_Lbar (..., M) complex, broadcastable (powers are built once for log_Lbar's own shape)
+        -> K (broadcast ..., L) real (the real dtype of W).
     """
-    W, Lbar = torch.broadcast_tensors(W, Lbar)
-    logL = torch.log(Lbar)
-    s = max(1, math.isqrt(L - 1) + 1) if L > 1 else 1
-    nb = -(-L // s)
-    rdt = logL.real.dtype
-    inner = torch.exp(logL[..., :, None] * torch.arange(s, device=W.device, dtype=rdt))            # (..., M, s)
-    outer = W[..., None, :] * torch.exp(logL[..., None, :] * (s * torch.arange(nb, device=W.device, dtype=rdt))[:, None])
-    K = (outer @ inner).real.flatten(-2)[..., :L]                                                  # (..., L)
+    _check_length(L)
+    if log_Lbar is None:
+        if Lbar is None:
+            raise ValueError("give Lbar or log_Lbar")
+        log_Lbar = torch.log(Lbar.to(torch.complex128))
+    s, nb = _split(L)
+    inner = transition_powers(log_Lbar, s, 1, W.dtype)                                  # (..., M, s)
+    outer = W[..., None, :] * transition_powers(log_Lbar, nb, s, W.dtype).transpose(-1, -2)   # (..., nb, M)
+    K = (outer @ inner).real.flatten(-2)[..., :L]                             # (..., L)
     return 2 * K if conj_sym else K
 
 
-def fft_conv(u: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
-    """Causal (linear, not circular) convolution y[l] = sum_{j<=l} K[j] u[l-j] along the last axis via rFFT on 2L.
+def vandermonde_state(u: torch.Tensor, log_Lbar: torch.Tensor) -> torch.Tensor:
+    """Final state of x_k = Lbar x_{k-1} + u_k (x_{-1} = 0) per mode: S[..., m] = sum_k u[..., k] Lbar_m^(L-1-k).
 
-    Shapes: u (..., L), K (..., L) broadcastable -> (..., L).
+    Same sqrt(L) split as ``vandermonde_kernel``: O(M L) multiply-adds, O(M sqrt(L)) exponentials.
+
+    Shapes: u (..., L) real or complex, log_Lbar (H..., M) broadcastable against u's leading dims -> (..., M).
     """
     L = u.shape[-1]
+    _check_length(L)
+    s, nb = _split(L)
+    wide = u.dtype in (torch.float64, torch.complex128) or log_Lbar.dtype == torch.complex128
+    cd = torch.complex128 if wide else torch.complex64
+    v = torch.nn.functional.pad(u.flip(-1), (0, nb * s - L)).to(cd).unflatten(-1, (nb, s))   # (..., nb, s): r = b s + j
+    inner = transition_powers(log_Lbar, s, 1, cd)                                       # (..., M, s)
+    outer = transition_powers(log_Lbar, nb, s, cd)                                      # (..., M, nb)
+    T = v @ inner.transpose(-1, -2)                                           # (..., nb, M)
+    return (T * outer.transpose(-1, -2)).sum(-2)
+
+
+def _conv_dtype(dtype: torch.dtype) -> torch.dtype:
+    """FFTs of half-precision inputs run in float32 (bf16 has no FFT; fp16 FFT needs powers of two, loses digits)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def fft_conv(u: torch.Tensor, K: torch.Tensor, K_backward: torch.Tensor | None = None) -> torch.Tensor:
+    """Causal (linear, not circular) convolution y[l] = sum_{j<=l} K[j] u[l-j] along the last axis via rFFT on 2L.
+
+    With ``K_backward`` the convolution is two-sided (bidirectional layers, state-spaces/s4 convention):
+    y[l] += sum_{j>=1} K_backward[j-1] u[l+j]. Half-precision inputs are transformed in float32 and the result
+    cast back to u's dtype.
+
+    Shapes: u (..., L), K, K_backward (..., L) broadcastable -> (..., L).
+    """
+    L = u.shape[-1]
+    _check_length(L)
+    if u.numel() == 0:
+        raise ValueError(f"u is empty (shape {tuple(u.shape)}): need batch >= 1")
+    cd = _conv_dtype(u.dtype)
     n = 2 * L
-    return torch.fft.irfft(torch.fft.rfft(u, n=n) * torch.fft.rfft(K, n=n), n=n)[..., :L]
+    k = K.to(cd)
+    if K_backward is not None:
+        k = torch.nn.functional.pad(k, (0, L)) + torch.nn.functional.pad(K_backward.to(cd).flip(-1), (L, 0))
+    y = torch.fft.irfft(torch.fft.rfft(u.to(cd), n=n) * torch.fft.rfft(k, n=n), n=n)[..., :L]
+    return y.to(u.dtype)
 
 
 def linear_scan(a: torch.Tensor, b: torch.Tensor, dim: int = 0) -> torch.Tensor:

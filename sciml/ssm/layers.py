@@ -1,8 +1,16 @@
 """Diagonal state-space layers: S4D (SISO per channel, FFT convolution) and S5 (MIMO, parallel scan).
 
 Both map (batch, length, d_model) -> (batch, length, d_model), have a recurrent ``step`` that reproduces the
-parallel output exactly, and tag their SSM parameters (A, B, dt) so ``ssm_param_groups`` can give them a smaller
-learning rate and no weight decay.
+parallel output exactly, can return their final state (``forward(u, return_state=True)``) and start from a given
+one (``forward(u, state=...)``), and name their SSM parameters (A, B, dt) in ``SSM_PARAMETERS`` so
+``ssm_param_groups`` can give them a smaller learning rate and no weight decay (a class attribute: it survives
+``copy.deepcopy`` and pickling, which drop attributes set on ``nn.Parameter`` objects).
+
+Numerics: kernels and scans run in ``kernel_dtype`` / ``compute_dtype`` (float64 by default, so a float32 model
+gets float32 outputs within ~1e-6 of a float64 evaluation), powers Lbar^l come from exp(l log Lbar) with
+log Lbar = dt Lambda formed directly (no log(0) when a decay underflows), and half-precision inputs are
+convolved in float32 and cast back. Input finiteness is checked only with ``check_finite=True`` (the check
+synchronises the host with the device).
 
 Reference: S4D (Gu, Gupta, Goel, Re, NeurIPS 2022, arXiv 2206.11893; minimal code state-spaces/s4
 ``models/s4/s4d.py``); S5 (Smith, Warrington, Linderman, ICLR 2023, arXiv 2208.04933; code lindermanlab/S5
@@ -16,23 +24,47 @@ import math
 import torch
 from torch import nn
 
-from sciml.core import check_floating, check_generator
+from sciml.core import check_generator
 from sciml.ssm.hippo import DiagonalInit
 from sciml.ssm.inits import block_diagonal, diagonal_init
-from sciml.ssm.kernels import check_method, discretize, fft_conv, linear_scan, sequential_scan, vandermonde_kernel
+from sciml.ssm.kernels import (check_method, discretize, fft_conv, linear_scan, log_transition, sequential_scan,
+                               transition_powers, vandermonde_kernel, vandermonde_state)
 
 MIN_DECAY = 1e-4   # |Re lambda| floor: S5's clip_eigs value
 
 
-def _tag(p: nn.Parameter) -> nn.Parameter:
-    p._ssm = True                     # picked up by ssm_param_groups: small lr, no weight decay
-    return p
+def _check_positive_int(value, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
-def _check_input(u: torch.Tensor, d_model: int, name: str = "u") -> None:
-    check_floating(u, name)
+def _check_input(u: torch.Tensor, d_model: int, check_finite: bool, name: str = "u") -> None:
+    """Type and shape checks (no host sync); the finiteness check only when asked for."""
+    if not isinstance(u, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(u).__name__}")
+    if not u.is_floating_point():
+        raise ValueError(f"{name} must be a real floating-point tensor, got dtype {u.dtype}")
     if u.ndim != 3 or u.shape[-1] != d_model:
         raise ValueError(f"{name} must have shape (batch, length, d_model={d_model}), got {tuple(u.shape)}")
+    if u.shape[0] == 0 or u.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(u.shape)}): need batch >= 1 and length >= 1")
+    if check_finite and not bool(torch.isfinite(u).all()):
+        raise ValueError(f"{name} contains NaN or Inf entries")
+
+
+def _check_step_input(u_t: torch.Tensor, d_model: int, check_finite: bool) -> None:
+    if not isinstance(u_t, torch.Tensor) or not u_t.is_floating_point():
+        raise ValueError(f"u_t must be a real floating-point tensor, got {getattr(u_t, 'dtype', type(u_t))}")
+    if u_t.ndim != 2 or u_t.shape[-1] != d_model or u_t.shape[0] == 0:
+        raise ValueError(f"u_t must have shape (batch >= 1, d_model={d_model}), got {tuple(u_t.shape)}")
+    if check_finite and not bool(torch.isfinite(u_t).all()):
+        raise ValueError("u_t contains NaN or Inf entries")
+
+
+def _check_state(state: torch.Tensor, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    if not isinstance(state, torch.Tensor) or tuple(state.shape) != shape:
+        raise ValueError(f"state must be a tensor of shape {shape}, got {getattr(state, 'shape', type(state))}")
+    return state.to(dtype)
 
 
 def _log_dt(n: int, dt_min: float, dt_max: float, generator: torch.Generator | None) -> torch.Tensor:
@@ -47,12 +79,50 @@ def _complex_normal(shape: tuple[int, ...], generator: torch.Generator | None) -
     return torch.view_as_complex(z) * math.sqrt(0.5)
 
 
+def _complex_dtype(real: torch.dtype) -> torch.dtype:
+    return torch.complex128 if real == torch.float64 else torch.complex64
+
+
+def _work_dtype(preferred: torch.dtype, u_dtype: torch.dtype) -> torch.dtype:
+    """Real dtype of the internal arithmetic: the layer's setting, widened to float64 for float64 inputs."""
+    return torch.float64 if torch.float64 in (preferred, u_dtype) else torch.float32
+
+
+class _DiscretisationCache:
+    """Caches the discretised system for ``step`` while the parameters are unchanged (keyed on their storage and
+    in-place version counters). Not used while autograd records a graph through the parameters (a cached graph
+    would be backpropagated twice)."""
+
+    def __init__(self) -> None:
+        self.key = None
+        self.value = None
+
+    def get(self, params: list[torch.Tensor], extra: tuple, compute):
+        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+            return compute()
+        key = tuple((p.data_ptr(), p._version, p.device) for p in params) + extra
+        if key != self.key:
+            self.key, self.value = key, compute()
+        return self.value
+
+    def __getstate__(self):          # never pickle / deepcopy cached tensors
+        return {"key": None, "value": None}
+
+    def __setstate__(self, state) -> None:
+        self.__dict__.update(state)
+
+
+def _param(t: torch.Tensor, trainable: bool, dtype: torch.dtype, device) -> nn.Parameter:
+    return nn.Parameter(t.to(dtype=dtype, device=device), requires_grad=trainable)
+
+
 class S4D(nn.Module):
     """S4D / S4-PTD layer: H independent diagonal SISO systems, Vandermonde kernel, FFT convolution, + D u.
 
     Per channel h: x' = Lambda_h x + B_h u, y = c Re(C_h x) + D_h u, c = 2 with conjugate symmetry; discretised
     with step dt_h (ZOH or bilinear). Lambda = -exp(log_A_real) + i A_imag keeps Re(Lambda) < 0. The kernel is
-    built in ``kernel_dtype`` (float64 -> complex128 by default) and cast to the input's dtype.
+    built in ``kernel_dtype`` (float64 -> complex128 by default) and cast to the convolution dtype (the input's,
+    float32 for half inputs).
 
     Reference: arXiv 2206.11893 (S4D), Sec. 3; arXiv 2310.01698 (PTD), Sec. 4 (S4-PTD = S4D with the PTD init).
 
@@ -61,6 +131,8 @@ class S4D(nn.Module):
           basis and rotated by V (C~ = C V) for the LegS and PTD inits, complex-normal for Lin/Inv (as s4d.py).
         * the layer returns the SSM output only (no activation / output mixing; that lives in ``SSMBlock``).
         * ``freeze_ssm`` keeps A, B and dt fixed (the authors' robustness setting in ``s4_PTD.py``).
+        * ``bidirectional`` adds a second output vector C_backward on the same (A, B, dt) and the anti-causal
+          convolution of state-spaces/s4 (y[l] += sum_{j>=1} K_b[j-1] u[l+j]); such a layer has no step/state.
 
     Args:
         d_model: H channels.
@@ -70,41 +142,57 @@ class S4D(nn.Module):
         discretization: "zoh" | "bilinear".
         dt_min, dt_max: log-uniform range of the initial steps (S4D defaults 1e-3, 1e-1).
         freeze_ssm: do not train A, B, dt.
-        kernel_dtype: real dtype in which the kernel is computed.
-        generator: for dt, C and D.
+        bidirectional: two-sided convolution (non-causal).
+        kernel_dtype: real dtype in which the kernel is computed (float32 or float64).
+        check_finite: raise on NaN/Inf inputs (a host sync per call; off by default).
+        dtype, device: of the parameters (the init is computed in float64 and cast once).
+        generator: for dt, C and D (CPU generator).
 
     Shapes:
-        forward: u (batch, L, H) -> y (batch, L, H);  kernel(L) -> (H, L).
+        forward: u (batch, L, H) -> y (batch, L, H) [, final state (batch, H, M) complex];  kernel(L) -> (H, L).
     """
+
+    SSM_PARAMETERS = ("log_dt", "log_A_real", "A_imag", "B")
 
     def __init__(self, d_model: int, d_state: int = 64, init: str | DiagonalInit = "legs",
                  discretization: str = "zoh", dt_min: float = 1e-3, dt_max: float = 1e-1, freeze_ssm: bool = False,
-                 kernel_dtype: torch.dtype = torch.float64, generator: torch.Generator | None = None) -> None:
+                 bidirectional: bool = False, kernel_dtype: torch.dtype = torch.float64, check_finite: bool = False,
+                 dtype: torch.dtype = torch.float32, device: torch.device | str | None = None,
+                 generator: torch.Generator | None = None) -> None:
         super().__init__()
-        if isinstance(d_model, bool) or not isinstance(d_model, int) or d_model < 1:
-            raise ValueError(f"d_model must be a positive int, got {d_model!r}")
+        _check_positive_int(d_model, "d_model")
+        if kernel_dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"kernel_dtype must be torch.float32 or torch.float64, got {kernel_dtype}")
+        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise ValueError(f"dtype must be a real floating torch.dtype, got {dtype!r}")
         check_generator(generator, torch.device("cpu"))
         self.d_model, self.d_state = d_model, d_state
         self.discretization = check_method(discretization)
-        self.kernel_dtype = kernel_dtype
+        self.kernel_dtype, self.check_finite, self.bidirectional = kernel_dtype, check_finite, bool(bidirectional)
         di = diagonal_init(init, d_state, conj_sym=True)
         if not di.conj_sym:
             raise ValueError("S4D needs a conjugate-symmetric init (conj_sym=True)")
         self.init_name = di.name
         H, M = d_model, di.eigenvalues.shape[0]
         lam = di.eigenvalues
-        if di.eigenvectors is not None:
-            C = torch.randn(H, di.eigenvectors.shape[0], dtype=torch.float64, generator=generator).to(torch.complex128)
-            C = C @ di.eigenvectors
-        else:
-            C = _complex_normal((H, M), generator)
-        make = (lambda t: nn.Parameter(t, requires_grad=not freeze_ssm))
-        self.log_dt = _tag(make(_log_dt(H, dt_min, dt_max, generator).float()))
-        self.log_A_real = _tag(make(torch.log((-lam.real).clamp_min(MIN_DECAY)).expand(H, M).clone().float()))
-        self.A_imag = _tag(make(lam.imag.expand(H, M).clone().float()))
-        self.B = _tag(make(torch.view_as_real(di.B.expand(H, M).clone()).float()))
-        self.C = nn.Parameter(torch.view_as_real(C).float())
-        self.D = nn.Parameter(torch.randn(H, dtype=torch.float64, generator=generator).float())
+
+        def draw_C() -> torch.Tensor:
+            if di.eigenvectors is not None:
+                C = torch.randn(H, di.eigenvectors.shape[0], dtype=torch.float64, generator=generator)
+                return C.to(torch.complex128) @ di.eigenvectors
+            return _complex_normal((H, M), generator)
+
+        C = draw_C()
+        train = not freeze_ssm
+        self.log_dt = _param(_log_dt(H, dt_min, dt_max, generator), train, dtype, device)
+        self.log_A_real = _param(torch.log((-lam.real).clamp_min(MIN_DECAY)).expand(H, M).clone(), train, dtype,
+                                 device)
+        self.A_imag = _param(lam.imag.expand(H, M).clone(), train, dtype, device)
+        self.B = _param(torch.view_as_real(di.B.expand(H, M).clone()), train, dtype, device)
+        self.C = _param(torch.view_as_real(C), True, dtype, device)
+        self.D = _param(torch.randn(H, dtype=torch.float64, generator=generator), True, dtype, device)
+        self.C_backward = _param(torch.view_as_real(draw_C()), True, dtype, device) if self.bidirectional else None
+        self._cache = _DiscretisationCache()
 
     @property
     def n_modes(self) -> int:
@@ -113,47 +201,93 @@ class S4D(nn.Module):
     def dt(self) -> torch.Tensor:
         return torch.exp(self.log_dt)
 
-    def _discrete(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(Lbar, Bbar, C) in the kernel's complex dtype; shapes (H, M)."""
-        rd = self.kernel_dtype
+    def _discrete(self, rd: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(log Lbar, Bbar, C) in the complex dtype of ``rd``; shapes (H, M)."""
         A = torch.complex(-torch.exp(self.log_A_real.to(rd)), self.A_imag.to(rd))
         dt = torch.exp(self.log_dt.to(rd))[:, None]
-        Lbar, factor = discretize(A, dt, self.discretization)
+        log_Lbar = log_transition(A, dt, self.discretization)
+        _, factor = discretize(A, dt, self.discretization)
         B = torch.view_as_complex(self.B.to(rd).contiguous())
         C = torch.view_as_complex(self.C.to(rd).contiguous())
-        return Lbar, factor * B, C
+        return log_Lbar, factor * B, C
 
-    def kernel(self, L: int) -> torch.Tensor:
-        """The (H, L) convolution kernel K_l = 2 Re(sum_n C_n Bbar_n Lbar_n^l) in ``kernel_dtype``."""
-        Lbar, Bbar, C = self._discrete()
-        return vandermonde_kernel(C * Bbar, Lbar, L, conj_sym=True)
+    def kernel(self, L: int, backward: bool = False) -> torch.Tensor:
+        """The (H, L) convolution kernel K_l = 2 Re(sum_n C_n Bbar_n Lbar_n^l) in ``kernel_dtype``
+        (``backward=True``: the anti-causal kernel of a bidirectional layer)."""
+        log_Lbar, Bbar, C = self._discrete(self.kernel_dtype)
+        if backward:
+            if self.C_backward is None:
+                raise ValueError("backward kernel requested from a layer with bidirectional=False")
+            C = torch.view_as_complex(self.C_backward.to(self.kernel_dtype).contiguous())
+        return vandermonde_kernel(C * Bbar, None, L, conj_sym=True, log_Lbar=log_Lbar)
 
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
-        _check_input(u, self.d_model)
-        L = u.shape[1]
-        K = self.kernel(L).to(u.dtype)                                   # (H, L)
-        y = fft_conv(u.transpose(1, 2), K).transpose(1, 2)               # (B, L, H)
-        return y + self.D.to(u.dtype) * u
+    def _state_shape(self, batch: int) -> tuple[int, int, int]:
+        return (batch, self.d_model, self.n_modes)
+
+    def forward(self, u: torch.Tensor, state: torch.Tensor | None = None,
+                return_state: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """y = K * u + D u (+ the free response of ``state``).
+
+        Args:
+            u: (batch, L, H) real input.
+            state: (batch, H, M) complex state before the first step (default zero).
+            return_state: also return the state after the last step (continue with ``step`` or another forward).
+        """
+        _check_input(u, self.d_model, self.check_finite)
+        if self.bidirectional and (state is not None or return_state):
+            raise ValueError("a bidirectional layer is not causal: it has no state (state / return_state)")
+        Bsz, L, _ = u.shape
+        rd = _work_dtype(self.kernel_dtype, u.dtype)
+        cd = _complex_dtype(rd)
+        conv = torch.float64 if u.dtype == torch.float64 else torch.float32
+        log_Lbar, Bbar, C = self._discrete(rd)
+        K = vandermonde_kernel(C * Bbar, None, L, conj_sym=True, log_Lbar=log_Lbar)          # (H, L)
+        Kb = self.kernel(L, backward=True).to(rd) if self.bidirectional else None
+        uT = u.transpose(1, 2).to(conv)                                                        # (B, H, L)
+        y = fft_conv(uT, K, Kb)
+        if state is not None:
+            x0 = _check_state(state, self._state_shape(Bsz), cd)
+            # free response 2 Re(sum_m C_m Lbar_m^(l+1) x0_m)
+            y = y + vandermonde_kernel(C * torch.exp(log_Lbar) * x0, None, L, log_Lbar=log_Lbar).to(conv)
+        y = (y.transpose(1, 2) + self.D.to(conv) * u.to(conv)).to(u.dtype)
+        if not return_state:
+            return y
+        x_L = Bbar * vandermonde_state(uT.to(rd), log_Lbar)                                  # (B, H, M)
+        if state is not None:
+            x_L = x_L + torch.exp(L * log_Lbar) * x0
+        return y, x_L
 
     def initial_state(self, batch: int, device: torch.device | str | None = None) -> torch.Tensor:
         """Zero state, shape (batch, H, M), complex in the kernel dtype."""
-        cd = torch.complex128 if self.kernel_dtype == torch.float64 else torch.complex64
-        return torch.zeros(batch, self.d_model, self.n_modes, dtype=cd, device=device or self.C.device)
+        return torch.zeros(self._state_shape(batch), dtype=_complex_dtype(self.kernel_dtype),
+                           device=device or self.C.device)
+
+    def _step_system(self, rd: torch.dtype) -> tuple[torch.Tensor, ...]:
+        def compute():
+            log_Lbar, Bbar, C = self._discrete(rd)
+            return torch.exp(log_Lbar), Bbar, 2 * C, self.D.to(rd)
+        params = [self.log_dt, self.log_A_real, self.A_imag, self.B, self.C, self.D]
+        return self._cache.get(params, (rd, self.discretization), compute)
 
     def step(self, u_t: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """One recurrent step: x_k = Lbar x_{k-1} + Bbar u_k, y_k = 2 Re(sum C x_k) + D u_k.
 
+        The discretised system is cached between calls while the parameters do not change (and autograd is
+        not recording through them).
+
         Shapes: u_t (batch, H), state (batch, H, M) or None (zeros) -> (y_t (batch, H), new state).
         """
-        check_floating(u_t, "u_t")
-        if u_t.ndim != 2 or u_t.shape[-1] != self.d_model:
-            raise ValueError(f"u_t must have shape (batch, d_model={self.d_model}), got {tuple(u_t.shape)}")
-        if state is None:
-            state = self.initial_state(u_t.shape[0], u_t.device)
-        Lbar, Bbar, C = self._discrete()
-        state = Lbar * state + Bbar * u_t.to(Lbar.real.dtype)[..., None]
-        y = 2 * (state * C).sum(-1).real
-        return y.to(u_t.dtype) + self.D.to(u_t.dtype) * u_t, state
+        _check_step_input(u_t, self.d_model, self.check_finite)
+        if self.bidirectional:
+            raise ValueError("a bidirectional layer is not causal: it has no step")
+        rd = _work_dtype(self.kernel_dtype, u_t.dtype)
+        Lbar, Bbar, C2, D = self._step_system(rd)
+        x = torch.zeros_like(Lbar).expand(u_t.shape[0], -1, -1) if state is None else \
+            _check_state(state, self._state_shape(u_t.shape[0]), Lbar.dtype)
+        u = u_t.to(rd)
+        x = Lbar * x + Bbar * u[..., None]
+        y = (x * C2).sum(-1).real + D * u
+        return y.to(u_t.dtype), x
 
 
 class S5(nn.Module):
@@ -163,12 +297,15 @@ class S5(nn.Module):
     bilinear). Computed by a parallel associative scan (``mode="scan"``), by per-state FFT convolution with the
     geometric sequence Lbar^l (``"fft"``, exact for LTI systems) or by a loop (``"sequential"``, reference).
 
-    Reference: arXiv 2208.04933 (S5), Sec. 3 and App. D (init, conjugate symmetry, blocks); arXiv 2310.01698
-    (S5-PTD: Lambda, V from the PTD of HiPPO-LegS blocks; B~ = V^{-1} B, C~ = C V with B, C lecun-normal).
+    Reference: arXiv 2208.04933 (S5), Sec. 3 and App. D (init, conjugate symmetry, blocks, bidirectional);
+    arXiv 2310.01698 (S5-PTD: Lambda, V from the PTD of HiPPO-LegS blocks; B~ = V^{-1} B, C~ = C V with B, C
+    lecun-normal).
 
     Differs from the reference code:
         * Re(Lambda) is kept <= -1e-4 by clamping in the forward pass (S5's ``clip_eigs``) instead of optional;
-        * no bidirectional variant; one step size per state (S5's default), initialised log-uniform.
+        * one step size per state (S5's default), initialised log-uniform;
+        * the scan runs in ``compute_dtype`` (float64 by default: a complex64 scan of L = 65k slowly decaying
+          steps drifts by ~L eps = 4e-3 relative).
 
     Args:
         d_model: H.
@@ -176,49 +313,69 @@ class S5(nn.Module):
         init: "legs" | "lin" | "inv" | "ptd" or a DiagonalInit (of one block).
         blocks: J identical blocks (block size P/J).
         conj_sym: keep one member of each conjugate pair and take 2 Re (S5-PTD's authors switch it off).
-        discretization, dt_min, dt_max, freeze_ssm, generator: as in S4D.
+        discretization, dt_min, dt_max, freeze_ssm, check_finite, dtype, device, generator: as in S4D.
+        bidirectional: also scan the reversed sequence, read out with its own C (S5's bidirectional option).
         mode: "scan" | "fft" | "sequential".
+        compute_dtype: real dtype of the discretisation and the scan (float32 or float64).
 
     Shapes:
-        forward: u (batch, L, H) -> (batch, L, H).
+        forward: u (batch, L, H) -> (batch, L, H) [, final state (batch, M) complex].
     """
 
     MODES = ("scan", "fft", "sequential")
+    SSM_PARAMETERS = ("Lambda_re", "Lambda_im", "log_step", "B")
 
     def __init__(self, d_model: int, d_state: int = 64, init: str | DiagonalInit = "legs", blocks: int = 1,
                  conj_sym: bool = True, discretization: str = "zoh", dt_min: float = 1e-3, dt_max: float = 1e-1,
-                 mode: str = "scan", freeze_ssm: bool = False, generator: torch.Generator | None = None) -> None:
+                 mode: str = "scan", freeze_ssm: bool = False, bidirectional: bool = False,
+                 compute_dtype: torch.dtype = torch.float64, check_finite: bool = False,
+                 dtype: torch.dtype = torch.float32, device: torch.device | str | None = None,
+                 generator: torch.Generator | None = None) -> None:
         super().__init__()
-        if isinstance(d_model, bool) or not isinstance(d_model, int) or d_model < 1:
-            raise ValueError(f"d_model must be a positive int, got {d_model!r}")
+        _check_positive_int(d_model, "d_model")
         if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 1 or d_state % blocks:
             raise ValueError(f"blocks must be a positive int dividing d_state={d_state}, got {blocks!r}")
         if mode not in self.MODES:
             raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
+        if compute_dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"compute_dtype must be torch.float32 or torch.float64, got {compute_dtype}")
+        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise ValueError(f"dtype must be a real floating torch.dtype, got {dtype!r}")
         check_generator(generator, torch.device("cpu"))
-        self.d_model, self.d_state, self.mode, self.conj_sym = d_model, d_state, mode, conj_sym
+        self.d_model, self.d_state, self.mode = d_model, d_state, mode
+        self.compute_dtype, self.check_finite, self.bidirectional = compute_dtype, check_finite, bool(bidirectional)
         self.discretization = check_method(discretization)
         di = block_diagonal(diagonal_init(init, d_state // blocks, conj_sym), blocks)
-        self.conj_sym = di.conj_sym
+        if di.conj_sym != conj_sym:
+            raise ValueError(f"init {di.name!r} has conj_sym={di.conj_sym}, but the layer was asked for "
+                             f"conj_sym={conj_sym}")
+        self.conj_sym = conj_sym
         self.init_name = di.name
         H, M = d_model, di.eigenvalues.shape[0]
         P = di.eigenvectors.shape[0] if di.eigenvectors is not None else M
+
+        def draw_C() -> torch.Tensor:
+            if di.eigenvectors is not None:
+                C = torch.randn(H, P, dtype=torch.float64, generator=generator) / math.sqrt(P)
+                return C.to(torch.complex128) @ di.eigenvectors
+            return _complex_normal((H, M), generator) / math.sqrt(M)
+
         # lecun-normal B (P, H) and C (H, P), rotated into the eigenbasis when V is known.
-        B = torch.randn(P, H, dtype=torch.float64, generator=generator) / math.sqrt(H)
-        C = torch.randn(H, P, dtype=torch.float64, generator=generator) / math.sqrt(P)
         if di.eigenvectors is not None:
+            B = torch.randn(P, H, dtype=torch.float64, generator=generator) / math.sqrt(H)
             Bt = di.eigenvectors_inv @ B.to(torch.complex128)
-            Ct = C.to(torch.complex128) @ di.eigenvectors
         else:
             Bt = _complex_normal((M, H), generator) / math.sqrt(H)
-            Ct = _complex_normal((H, M), generator) / math.sqrt(M)
-        make = (lambda t: nn.Parameter(t, requires_grad=not freeze_ssm))
-        self.Lambda_re = _tag(make(di.eigenvalues.real.clamp_max(-MIN_DECAY).float()))
-        self.Lambda_im = _tag(make(di.eigenvalues.imag.float()))
-        self.log_step = _tag(make(_log_dt(M, dt_min, dt_max, generator).float()))
-        self.B = _tag(make(torch.view_as_real(Bt).float()))
-        self.C = nn.Parameter(torch.view_as_real(Ct).float())
-        self.D = nn.Parameter(torch.randn(H, dtype=torch.float64, generator=generator).float())
+        Ct = draw_C()
+        train = not freeze_ssm
+        self.Lambda_re = _param(di.eigenvalues.real.clamp_max(-MIN_DECAY), train, dtype, device)
+        self.Lambda_im = _param(di.eigenvalues.imag, train, dtype, device)
+        self.log_step = _param(_log_dt(M, dt_min, dt_max, generator), train, dtype, device)
+        self.B = _param(torch.view_as_real(Bt), train, dtype, device)
+        self.C = _param(torch.view_as_real(Ct), True, dtype, device)
+        self.D = _param(torch.randn(H, dtype=torch.float64, generator=generator), True, dtype, device)
+        self.C_backward = _param(torch.view_as_real(draw_C()), True, dtype, device) if self.bidirectional else None
+        self._cache = _DiscretisationCache()
 
     @property
     def n_modes(self) -> int:
@@ -227,52 +384,82 @@ class S5(nn.Module):
     def dt(self) -> torch.Tensor:
         return torch.exp(self.log_step)
 
-    def _discrete(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(Lbar (M,), Bbar (M, H), C~ (H, M)) in the complex dtype matching ``dtype``."""
-        rd = torch.float64 if dtype == torch.float64 else torch.float32
+    def _discrete(self, rd: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(log Lbar (M,), Bbar (M, H), C~ (H, M)) in the complex dtype of ``rd``."""
         Lam = torch.complex(self.Lambda_re.to(rd).clamp_max(-MIN_DECAY), self.Lambda_im.to(rd))
-        Lbar, factor = discretize(Lam, torch.exp(self.log_step.to(rd)), self.discretization)
+        dt = torch.exp(self.log_step.to(rd))
+        log_Lbar = log_transition(Lam, dt, self.discretization)
+        _, factor = discretize(Lam, dt, self.discretization)
         B = torch.view_as_complex(self.B.to(rd).contiguous())
         C = torch.view_as_complex(self.C.to(rd).contiguous())
-        return Lbar, factor[:, None] * B, C
+        return log_Lbar, factor[:, None] * B, C
 
-    def _readout(self, xs: torch.Tensor, C: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    def _readout(self, xs: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
         y = (xs @ C.transpose(0, 1)).real
-        if self.conj_sym:
-            y = 2 * y
-        return y.to(u.dtype) + self.D.to(u.dtype) * u
+        return 2 * y if self.conj_sym else y
 
-    def forward(self, u: torch.Tensor, mode: str | None = None) -> torch.Tensor:
-        _check_input(u, self.d_model)
+    def _states(self, Bu: torch.Tensor, log_Lbar: torch.Tensor, mode: str) -> torch.Tensor:
+        """x_k = Lbar x_{k-1} + Bu_k over dim 1 of Bu (batch, L, M)."""
+        L = Bu.shape[1]
+        if mode == "fft":
+            powers = transition_powers(log_Lbar, L, 1, Bu.dtype)                     # (M, L)
+            n = 2 * L
+            X = torch.fft.ifft(torch.fft.fft(Bu.transpose(1, 2), n=n) * torch.fft.fft(powers, n=n), n=n)
+            return X[..., :L].transpose(1, 2)
+        Lbar = torch.exp(log_Lbar)
+        if mode == "sequential":
+            return sequential_scan(Lbar.expand_as(Bu), Bu, dim=1)
+        return linear_scan(Lbar, Bu, dim=1)
+
+    def forward(self, u: torch.Tensor, mode: str | None = None, state: torch.Tensor | None = None,
+                return_state: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Args: u (batch, L, H); mode overrides the layer's; state (batch, M) complex state before the first step;
+        return_state: also return the state after the last step."""
+        _check_input(u, self.d_model, self.check_finite)
         mode = mode or self.mode
         if mode not in self.MODES:
             raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
-        Lbar, Bbar, C = self._discrete(u.dtype)
-        Bu = u.to(Lbar.dtype) @ Bbar.transpose(0, 1)                     # (B, L, M)
-        L = u.shape[1]
-        if mode == "scan":
-            xs = linear_scan(Lbar, Bu, dim=1)
-        elif mode == "sequential":
-            xs = sequential_scan(Lbar.expand_as(Bu), Bu, dim=1)
-        else:
-            powers = torch.exp(torch.log(Lbar)[:, None] * torch.arange(L, device=u.device))    # (M, L)
-            n = 2 * L
-            X = torch.fft.ifft(torch.fft.fft(Bu.transpose(1, 2), n=n) * torch.fft.fft(powers, n=n), n=n)
-            xs = X[..., :L].transpose(1, 2)
-        return self._readout(xs, C, u)
+        if self.bidirectional and (state is not None or return_state):
+            raise ValueError("a bidirectional layer is not causal: it has no state (state / return_state)")
+        rd = _work_dtype(self.compute_dtype, u.dtype)
+        cd = _complex_dtype(rd)
+        log_Lbar, Bbar, C = self._discrete(rd)
+        Bu = u.to(rd).to(cd) @ Bbar.transpose(0, 1)                                    # (B, L, M)
+        if state is not None:
+            x0 = _check_state(state, (u.shape[0], self.n_modes), cd)
+            Bu = torch.cat([Bu[:, :1] + torch.exp(log_Lbar) * x0[:, None], Bu[:, 1:]], dim=1)
+        xs = self._states(Bu, log_Lbar, mode)
+        y = self._readout(xs, C)
+        if self.bidirectional:
+            Cb = torch.view_as_complex(self.C_backward.to(rd).contiguous())
+            y = y + self._readout(self._states(Bu.flip(1), log_Lbar, mode).flip(1), Cb)
+        y = (y + self.D.to(rd) * u.to(rd)).to(u.dtype)
+        return (y, xs[:, -1]) if return_state else y
 
     def initial_state(self, batch: int, device: torch.device | str | None = None,
                       dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        cd = torch.complex128 if dtype == torch.float64 else torch.complex64
-        return torch.zeros(batch, self.n_modes, dtype=cd, device=device or self.C.device)
+        """Zero state (batch, M) in the complex dtype used for inputs of ``dtype``."""
+        rd = _work_dtype(self.compute_dtype, dtype)
+        return torch.zeros(batch, self.n_modes, dtype=_complex_dtype(rd), device=device or self.C.device)
 
     def step(self, u_t: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """One recurrent step. Shapes: u_t (batch, H), state (batch, M) or None -> (y_t (batch, H), state)."""
-        check_floating(u_t, "u_t")
-        if u_t.ndim != 2 or u_t.shape[-1] != self.d_model:
-            raise ValueError(f"u_t must have shape (batch, d_model={self.d_model}), got {tuple(u_t.shape)}")
-        Lbar, Bbar, C = self._discrete(u_t.dtype)
-        if state is None:
-            state = torch.zeros(u_t.shape[0], self.n_modes, dtype=Lbar.dtype, device=u_t.device)
-        state = Lbar * state + u_t.to(Lbar.dtype) @ Bbar.transpose(0, 1)
-        return self._readout(state, C, u_t), state
+        """One recurrent step (discretisation cached as in S4D.step).
+
+        Shapes: u_t (batch, H), state (batch, M) or None -> (y_t (batch, H), state).
+        """
+        _check_step_input(u_t, self.d_model, self.check_finite)
+        if self.bidirectional:
+            raise ValueError("a bidirectional layer is not causal: it has no step")
+        rd = _work_dtype(self.compute_dtype, u_t.dtype)
+
+        def compute():
+            log_Lbar, Bbar, C = self._discrete(rd)
+            return torch.exp(log_Lbar), Bbar.transpose(0, 1).contiguous(), C, self.D.to(rd)
+        params = [self.Lambda_re, self.Lambda_im, self.log_step, self.B, self.C, self.D]
+        Lbar, BbarT, C, D = self._cache.get(params, (rd, self.discretization), compute)
+        x = torch.zeros(u_t.shape[0], self.n_modes, dtype=Lbar.dtype, device=u_t.device) if state is None else \
+            _check_state(state, (u_t.shape[0], self.n_modes), Lbar.dtype)
+        u = u_t.to(rd)
+        x = Lbar * x + u.to(Lbar.dtype) @ BbarT
+        y = self._readout(x, C) + D * u
+        return y.to(u_t.dtype), x

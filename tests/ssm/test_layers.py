@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sciml.ssm import S4D, S5, SequenceModel, fft_conv, linear_scan, sequential_scan, ssm_param_groups
+import copy
+import math
+import pickle
+
+from sciml.ssm import (S4D, S5, SequenceModel, fft_conv, hippo_legs_nplr, linear_scan, s4d_legs, sequential_scan,
+                       ssm_param_groups)
 
 INITS = ["legs", "lin", "inv", "ptd"]
 METHODS = ["zoh", "bilinear"]
@@ -161,9 +166,153 @@ def test_bad_inputs(gen):
         layer(torch.randn(16, 4))
     with pytest.raises(ValueError, match="d_model=4"):
         layer(torch.randn(2, 16, 5))
+    with pytest.raises(ValueError, match="NaN"):           # finiteness check is opt-in (it syncs the host)
+        S4D(4, 8, check_finite=True, generator=gen)(torch.full((2, 16, 4), float("nan")))
     with pytest.raises(ValueError, match="NaN"):
-        layer(torch.full((2, 16, 4), float("nan")))
-    with pytest.raises(ValueError, match="NaN"):
-        S5(4, 8, generator=gen)(torch.full((2, 16, 4), float("nan")))
+        S5(4, 8, check_finite=True, generator=gen)(torch.full((2, 16, 4), float("nan")))
+    with pytest.raises(ValueError, match="state"):
+        layer(torch.randn(2, 16, 4), state=torch.zeros(3, 4, 4, dtype=torch.complex128))
+    with pytest.raises(ValueError, match="not causal"):
+        S4D(4, 8, bidirectional=True, generator=gen)(torch.randn(2, 16, 4), return_state=True)
+    with pytest.raises(ValueError, match="kernel_dtype"):
+        S4D(4, 8, kernel_dtype=torch.float16)
     with pytest.raises(ValueError, match="shape"):
         layer.step(torch.randn(2, 3, 4))
+
+
+LAYER_CASES = [("s4d", dict(init="ptd", discretization="zoh")), ("s4d", dict(init="legs", discretization="bilinear")),
+               ("s5", dict(init="ptd", conj_sym=False, mode="scan")), ("s5", dict(init="legs", mode="fft")),
+               ("s5", dict(init="lin", discretization="bilinear", mode="sequential"))]
+
+
+def _layer(kind, gen, **kw):
+    cls = S4D if kind == "s4d" else S5
+    return cls(3, 16, dt_min=0.01, dt_max=0.5, dtype=torch.float64, generator=gen, **kw)
+
+
+@pytest.mark.parametrize("kind,kw", LAYER_CASES)
+def test_return_state_then_step_continues_one_long_forward(kind, kw, gen):
+    layer = _layer(kind, gen, **kw)
+    u = torch.randn(2, 60, 3, dtype=torch.float64, generator=gen)
+    y_full = layer(u)
+    y_head, state = layer(u[:, :35], return_state=True)
+    ys = [y_head]
+    with torch.no_grad():                                   # cached discretisation in step
+        for k in range(35, 45):
+            y_k, state = layer.step(u[:, k], state)
+            ys.append(y_k[:, None])
+    y_tail = layer(u[:, 45:], state=state)                  # and a parallel chunk from a given state
+    torch.testing.assert_close(torch.cat(ys + [y_tail], 1), y_full, rtol=1e-10, atol=1e-10)
+
+
+def test_step_cache_follows_parameter_updates(gen):
+    layer = _layer("s4d", gen, init="legs")
+    u = torch.randn(2, 3, dtype=torch.float64, generator=gen)
+    with torch.no_grad():
+        y1, _ = layer.step(u)
+        first = layer._cache.value
+        layer.step(u)
+        assert layer._cache.value is first                   # reused, not re-discretised
+        layer.log_dt.add_(0.3)                               # in-place update bumps the version counter
+        y2, _ = layer.step(u)
+    fresh = copy.deepcopy(layer)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.step(u)[0], y2, rtol=1e-13, atol=1e-13)
+    assert not torch.allclose(y1, y2)
+    y, _ = layer.step(u)                                     # with autograd recording: no cache, gradients flow
+    y.sum().backward()
+    assert layer.log_dt.grad is not None
+
+
+@pytest.mark.parametrize("pool", ["last", "mean"])
+@pytest.mark.parametrize("layer", ["s4d", "s5"])
+def test_sequence_model_step_continues_a_prompt(pool, layer, gen):
+    model = SequenceModel(2, 3, d_model=8, n_layers=2, layer=layer, d_state=8, pool=pool, dtype=torch.float64,
+                          generator=gen)
+    x = torch.randn(2, 24, 2, dtype=torch.float64, generator=gen)
+    with torch.no_grad():
+        out, state = model(x[:, :10], return_state=True)
+        for k in range(10, 24):
+            out, state = model.step(x[:, k], state)
+        torch.testing.assert_close(out, model(x), rtol=1e-10, atol=1e-10)
+        out, state = model.step(x[:, 0])                     # from scratch: step 0 equals forward on length 1
+        torch.testing.assert_close(out, model(x[:, :1]), rtol=1e-10, atol=1e-10)
+
+
+def test_bidirectional_layers_equal_two_sided_references(gen):
+    s4 = S4D(3, 8, bidirectional=True, dtype=torch.float64, dt_min=0.05, dt_max=0.5, generator=gen)
+    u = torch.randn(2, 20, 3, dtype=torch.float64, generator=gen)
+    K, Kb = s4.kernel(20), s4.kernel(20, backward=True)
+    ref = torch.zeros(2, 20, 3, dtype=torch.float64)
+    for l in range(20):
+        for j in range(20):
+            if j <= l:
+                ref[:, l] += K[:, j] * u[:, l - j]
+            if l + j + 1 < 20:
+                ref[:, l] += Kb[:, j] * u[:, l + j + 1]
+    torch.testing.assert_close(s4(u), ref + s4.D * u, rtol=1e-10, atol=1e-10)
+    s5 = S5(3, 8, bidirectional=True, dtype=torch.float64, generator=gen)
+    fwd = copy.deepcopy(s5)
+    fwd.bidirectional, fwd.C_backward = False, None
+    bwd = copy.deepcopy(fwd)
+    with torch.no_grad():
+        bwd.C.copy_(s5.C_backward)
+        bwd.D.zero_()
+    y_ref = fwd(u) + bwd(u.flip(1)).flip(1)                  # reversed scan, own C, D counted once
+    for mode in S5.MODES:
+        torch.testing.assert_close(s5(u, mode=mode), y_ref, rtol=1e-10, atol=1e-10)
+
+
+def test_dtype_argument_gives_float64_accurate_eigenvalues(gen):
+    layer = S4D(2, 64, dtype=torch.float64, generator=gen)
+    assert all(p.dtype == torch.float64 for p in layer.parameters())
+    exact = s4d_legs(64).eigenvalues
+    torch.testing.assert_close(layer.A_imag[0], exact.imag, rtol=0, atol=0)
+    cast = S4D(2, 64, generator=gen).double()                 # float32 parameters cast up: rounding stays
+    assert float((cast.A_imag.detach()[0] - exact.imag).abs().max()) > 1e-7
+    s5 = S5(2, 16, dtype=torch.float64, device="cpu", generator=gen)
+    assert s5.Lambda_im.dtype == torch.float64 and s5.C.device.type == "cpu"
+
+
+def test_ssm_tags_survive_deepcopy_and_pickle(gen):
+    model = SequenceModel(1, 4, d_model=8, n_layers=2, layer="s5", d_state=8, generator=gen)
+    names = {"Lambda_re", "Lambda_im", "log_step", "B"}
+    for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        groups = ssm_param_groups(clone, lr=1e-2, ssm_lr=1e-3, weight_decay=0.1)
+        expected = {id(p) for n, p in clone.named_parameters() if n.split(".")[-1] in names}
+        assert {id(p) for p in groups[0]["params"]} == expected and groups[0]["weight_decay"] == 0.0
+
+
+def test_s5_lin_without_conj_sym_keeps_all_modes(gen):
+    layer = S5(2, 8, init="lin", conj_sym=False, generator=gen)
+    assert not layer.conj_sym and layer.n_modes == 8
+    lam = torch.complex(layer.Lambda_re.double(), layer.Lambda_im.double())
+    torch.testing.assert_close(lam[4:], lam[:4].conj())
+
+
+def _dense_zoh_kernel(A, B, c, dt, L):
+    N = A.shape[0]
+    aug = torch.zeros(N + 1, N + 1, dtype=torch.float64)
+    aug[:N, :N], aug[:N, N] = dt * A, dt * B
+    Ex = torch.linalg.matrix_exp(aug)
+    Abar, x, out = Ex[:N, :N], Ex[:N, N], []
+    for _ in range(L):
+        out.append(c @ x)
+        x = Abar @ x
+    return torch.stack(out)
+
+
+def test_s4d_legs_layer_is_the_normal_part_driven_by_hippo_B(gen):
+    """Through the layer: kernel == dense kernel of (A_N, B_H, c). Fails if B~ is replaced (e.g. by ones)."""
+    N, L = 16, 60
+    layer = S4D(1, N, init="legs", dt_min=0.05, dt_max=0.05, dtype=torch.float64, generator=gen)
+    c = torch.randn(N, dtype=torch.float64, generator=gen)
+    V = s4d_legs(N).eigenvectors
+    with torch.no_grad():
+        layer.C.copy_(torch.view_as_real((c.to(torch.complex128) @ V)[None]))
+    f = hippo_legs_nplr(N)
+    ref = _dense_zoh_kernel(f.normal, f.B, c, 0.05, L)
+    torch.testing.assert_close(layer.kernel(L)[0], ref, rtol=1e-10, atol=1e-10 * float(ref.abs().max()))
+    with torch.no_grad():
+        layer.B.copy_(torch.view_as_real(torch.ones(1, N // 2, dtype=torch.complex128)))
+    assert float((layer.kernel(L).detach()[0] - ref).abs().max()) > 0.1 * float(ref.abs().max())
