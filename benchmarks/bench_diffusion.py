@@ -1,13 +1,17 @@
-"""Per-step overhead of the LML corrections, and our samplers against diffusers' schedulers on the same model.
+"""Every sciml sampler against its diffusers scheduler, and the LML scheduler's overhead over its base sampler.
 
-    python benchmarks/bench_diffusion.py [--quick]
+    python benchmarks/bench_diffusion.py [--quick] [--device cpu|cuda]
 
-(1) Wall time of ``sample(...)`` with each LML mode over the same sampler without it, at equal NFE, on the
-digits-sized MLP eps-network (batch 256 x 64, float32) and on an image-sized tensor (batch 16 x 3x32x32) with a
-cheap convolutional stand-in for a UNet; target <= 1.1x for ``mode="code"``. ``lm_langevin`` spends half of the
-NFE on corrector steps, so its ratio is per NFE.
-(2) diffusers' ``DDIMScheduler`` / ``DPMSolverMultistepScheduler`` (dpmsolver++, order 2) loops against our
-``sample`` on the same model and time grid; ratio = diffusers time / ours (target >= 1).
+(1) Solver arithmetic: each sampler (DDIM, DPM-Solver++ 2M, DPM-Solver 3, SDE-DPM-Solver++, UniPC, PNDM, Euler, Heun)
+against its diffusers scheduler with diffusers' default grid, on a near-zero-cost model (``0.1 x``), image-sized
+float32 tensors (64 x 3 x 32 x 32), 20 steps: the per-step cost of the scheduler itself. Ratio = diffusers / ours
+(> 1: ours faster).
+(2) End to end with a small UNet (diffusers ``UNet2DModel``, 2 levels of 32/64 channels, no attention,
+8 x 3 x 32 x 32), 10 steps.
+(3) LML overhead: ``LMLScheduler`` (released configuration, fp32 operator) over the same scheduler with
+``lm=False``, over diffusers' ``DPMSolverMultistepScheduler`` (noise form, order 3, ends at t = 0), and sciml
+``sample`` with ``LMCorrection`` over ``sample`` without it; solver-only and with the UNet. Target <= 1.1x with
+a model.
 
 Timings are medians of interleaved repeats in one process; the machine is shared, so read only the ratios.
 """
@@ -19,122 +23,138 @@ import os
 import platform
 import statistics
 import time
+import warnings
 
 import torch
 
-from sciml.diffusion import EpsMLP, LMCorrection, VPSchedule, sample
+from sciml.diffusion import LMCorrection, LMLScheduler, VPSchedule, sample
+from sciml.diffusion.solvers import SAMPLER_REGISTRY
 
 
-def _median_times(fns: dict, repeats: int) -> dict[str, float]:
+def _median_times(fns: dict, repeats: int, sync) -> dict[str, float]:
     times = {k: [] for k in fns}
     for _ in range(repeats):
         for name, fn in fns.items():                  # interleaved, so load changes hit every variant alike
+            sync()
             start = time.perf_counter()
             fn()
+            sync()
             times[name].append(time.perf_counter() - start)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-class ConvEps(torch.nn.Module):
-    """A small conv net standing in for a UNet on 3x32x32 inputs (the LM overhead is relative to the model)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        gen = torch.Generator().manual_seed(0)
-        self.c1 = torch.nn.Conv2d(3, 32, 3, padding=1)
-        self.c2 = torch.nn.Conv2d(32, 3, 3, padding=1)
-        with torch.no_grad():
-            for p in self.parameters():
-                p.uniform_(-0.05, 0.05, generator=gen)
-
-    def forward(self, x, t):
-        return self.c2(torch.nn.functional.silu(self.c1(x)))
+def _diffusers_loop(scheduler, model, x_init, steps, generator=None):
+    scheduler.set_timesteps(steps, device=x_init.device)
+    x = x_init * scheduler.init_noise_sigma
+    kwargs = {"generator": generator} if generator is not None else {}
+    for t in scheduler.timesteps:
+        x = scheduler.step(model(scheduler.scale_model_input(x, t), t), t, x, **kwargs).prev_sample
+    return x
 
 
-def bench_overhead(repeats: int, nfe: int) -> None:
-    sch = VPSchedule.ddpm_linear()
-    cases = {"mlp 256x64": (EpsMLP(64, generator=torch.Generator().manual_seed(0)).eval(), (256, 64)),
-             "conv 16x3x32x32": (ConvEps().eval(), (16, 3, 32, 32))}
-    modes = {"base": None, "code k=0": LMCorrection("code", lam=8e-4),
-             "code k=0.3": LMCorrection("code", lam=8e-4, kappa=0.3),
-             "code fp32": LMCorrection("code", lam=8e-4, kappa=0.3, compute_dtype="input"),
-             "lm_langevin r2": LMCorrection("lm_langevin", lam=1.0, rank=2)}
-    print(f"\n(1) LML overhead at NFE {nfe}, float32 (ratio = time / base time of the same sampler)")
-    for case, (model, shape) in cases.items():
-        x_init = torch.randn(shape, generator=torch.Generator().manual_seed(1))
-        for sampler in ("ddim", "dpm_solver++"):
-            fns = {name: (lambda c=corr, s=sampler: sample(model, sch, shape, s, nfe=nfe, correction=c, x_init=x_init,
-                                                             generator=torch.Generator().manual_seed(2)))
-                   for name, corr in modes.items()}
+def _pairs(diffusers):
+    """sciml sampler name, its kwargs, and the diffusers scheduler with the matching (default) configuration."""
+    D = diffusers
+    return {
+        "ddim": ({}, lambda: D.DDIMScheduler(clip_sample=False)),
+        "dpm_solver++": ({"order": 2}, lambda: D.DPMSolverMultistepScheduler()),
+        "dpm_solver": ({"order": 3}, lambda: D.DPMSolverMultistepScheduler(algorithm_type="dpmsolver", solver_order=3,
+                                                                          final_sigmas_type="sigma_min")),
+        "sde_dpm_solver++": ({"order": 2}, lambda: D.DPMSolverMultistepScheduler(algorithm_type="sde-dpmsolver++")),
+        "unipc": ({"order": 2}, lambda: D.UniPCMultistepScheduler()),
+        "pndm": ({}, lambda: D.PNDMScheduler(skip_prk_steps=True)),
+        "euler": ({}, lambda: D.EulerDiscreteScheduler()),
+        "heun": ({}, lambda: D.HeunDiscreteScheduler()),
+    }
+
+
+def _ours(name, kwargs, model, schedule, x_init, steps, generator=None, correction=None):
+    cls = SAMPLER_REGISTRY[name]
+    nfe = cls.evals(steps, cls.diffusers_end == "clean", {})
+    return sample(model, schedule, x_init.shape, name, nfe=nfe, x_init=x_init, spacing="diffusers", end="diffusers",
+                  start="diffusers", generator=generator, correction=correction, **kwargs).samples
+
+
+def small_unet(device):
+    import diffusers
+
+    torch.manual_seed(0)
+    unet = diffusers.UNet2DModel(sample_size=32, in_channels=3, out_channels=3, block_out_channels=(32, 64),
+                                 layers_per_block=1, norm_num_groups=8,
+                                 down_block_types=("DownBlock2D", "DownBlock2D"),
+                                 up_block_types=("UpBlock2D", "UpBlock2D")).eval().to(device)
+    return lambda x, t: unet(x, t).sample
+
+
+def bench_samplers(diffusers, device, repeats, sync) -> None:
+    zero = lambda x, t: 0.1 * x
+    unet = small_unet(device)
+    print("\n(1) solver arithmetic, 64x3x32x32 float32, 20 steps, model = 0.1 x   |   (2) small UNet, 8x3x32x32, "
+          "10 steps")
+    for name, (kwargs, make) in _pairs(diffusers).items():
+        row = []
+        for model, shape, steps in ((zero, (64, 3, 32, 32), 20), (unet, (8, 3, 32, 32), 10)):
+            sched = make()
+            schedule = VPSchedule.discrete(sched.alphas_cumprod)
+            x_init = torch.randn(shape, generator=torch.Generator().manual_seed(1)).to(device)
+            gen = (lambda: torch.Generator(device).manual_seed(2)) if "sde" in name else (lambda: None)
+            fns = {"diffusers": lambda: _diffusers_loop(sched, model, x_init, steps, gen()),
+                   "ours": lambda: _ours(name, kwargs, model, schedule, x_init, steps, gen())}
             with torch.no_grad():
-                t = _median_times(fns, repeats)
-            row = ", ".join(f"{k} {t[k] / t['base']:.3f}x" for k in modes if k != "base")
-            print(f"  {case:16s} {sampler:13s} base {t['base'] * 1e3:8.1f} ms | {row}")
+                t = _median_times(fns, repeats, sync)
+                diff = float((fns["diffusers"]() - fns["ours"]()).abs().max())
+            row.append(f"diffusers {t['diffusers'] * 1e3:7.1f} ms ours {t['ours'] * 1e3:7.1f} ms "
+                       f"ratio {t['diffusers'] / t['ours']:4.2f}x (|diff| {diff:.0e})")
+        print(f"  {name:17s} {row[0]}  |  {row[1]}")
 
 
-def bench_vs_diffusers(repeats: int, nfe: int) -> None:
-    try:
-        import diffusers
-    except ImportError:
-        print("\n(2) diffusers not installed (pip install diffusers); skipped")
-        return
-    model = EpsMLP(64, generator=torch.Generator().manual_seed(0)).eval()
-    shape = (256, 64)
-    x_init = torch.randn(shape, generator=torch.Generator().manual_seed(1))
-    print(f"\n(2) ours vs diffusers {diffusers.__version__} on the MLP (256x64, float32), NFE {nfe}, trailing spacing")
-    pairs = {"ddim": (lambda: diffusers.DDIMScheduler(clip_sample=False, timestep_spacing="trailing"), {}),
-             "dpm_solver++": (lambda: diffusers.DPMSolverMultistepScheduler(algorithm_type="dpmsolver++",
-                                                                            solver_order=2,
-                                                                            timestep_spacing="trailing"),
-                              {"order": 2})}
-    for name, (make, kwargs) in pairs.items():
-        scheduler = make()
-        schedule = VPSchedule.discrete(scheduler.alphas_cumprod)
-
-        def run_diffusers(scheduler=scheduler):
-            scheduler.set_timesteps(nfe)
-            x = x_init.clone()
-            for t in scheduler.timesteps:
-                x = scheduler.step(model(x, t.expand(shape[0])), t, x).prev_sample
-            return x
-
-        def run_ours(schedule=schedule, name=name, kwargs=kwargs):
-            return sample(model, schedule, shape, name, nfe=nfe, x_init=x_init, **kwargs).samples
-
+def bench_lml_overhead(diffusers, device, repeats, sync) -> None:
+    zero = lambda x, t: 0.1 * x
+    unet = small_unet(device)
+    print("\n(3) LML overhead (released config: DPM-Solver-3 noise form, lambda 8e-4, kappa 0, fp32 operator)")
+    for label, model, shape, steps in (("solver-only 64x3x32x32, 20 steps", zero, (64, 3, 32, 32), 20),
+                                       ("small UNet 8x3x32x32, 10 steps", unet, (8, 3, 32, 32), 10)):
+        x_init = torch.randn(shape, generator=torch.Generator().manual_seed(1)).to(device)
+        lml, base = LMLScheduler(lamb=8e-4), LMLScheduler(lm=False)
+        ref = diffusers.DPMSolverMultistepScheduler(algorithm_type="dpmsolver", solver_order=3,
+                                                    final_sigmas_type="sigma_min")
+        schedule = VPSchedule.discrete(ref.alphas_cumprod)
+        kw = {"order": 3, "spacing": "linspace", "end": "zero", "x_init": x_init}
+        corr = LMCorrection(lam=8e-4, compute_dtype="input")
+        fns = {"lml": lambda: _diffusers_loop(lml, model, x_init, steps),
+               "lml_off": lambda: _diffusers_loop(base, model, x_init, steps),
+               "diffusers_dpm3": lambda: _diffusers_loop(ref, model, x_init, steps),
+               "sample+lm": lambda: sample(model, schedule, shape, "dpm_solver", nfe=steps, correction=corr, **kw),
+               "sample": lambda: sample(model, schedule, shape, "dpm_solver", nfe=steps, **kw)}
         with torch.no_grad():
-            t = _median_times({"diffusers": run_diffusers, "ours": run_ours}, repeats)
-            diff = float((run_diffusers() - run_ours()).abs().max())
-        print(f"  {name:13s} diffusers {t['diffusers'] * 1e3:7.1f} ms  ours {t['ours'] * 1e3:7.1f} ms  "
-              f"ratio {t['diffusers'] / t['ours']:.2f}x  (max |diff| {diff:.1e})")
-        # the scheduler arithmetic alone, with a zero-cost model, isolates the per-step overhead
-        zero = lambda x, t: x * 0.1
-
-        def sched_only(scheduler=scheduler):
-            scheduler.set_timesteps(nfe)
-            x = x_init.clone()
-            for t in scheduler.timesteps:
-                x = scheduler.step(zero(x, t), t, x).prev_sample
-            return x
-
-        def ours_only(schedule=schedule, name=name, kwargs=kwargs):
-            return sample(zero, schedule, shape, name, nfe=nfe, x_init=x_init, **kwargs).samples
-
-        t = _median_times({"diffusers": sched_only, "ours": ours_only}, repeats)
-        print(f"  {name:13s} solver-only: diffusers {t['diffusers'] * 1e3:6.2f} ms  ours {t['ours'] * 1e3:6.2f} ms  "
-              f"ratio {t['diffusers'] / t['ours']:.2f}x")
+            t = _median_times(fns, repeats, sync)
+        print(f"  {label}: LMLScheduler / lm=False {t['lml'] / t['lml_off']:.3f}x, LMLScheduler / diffusers DPM-3 "
+              f"{t['lml'] / t['diffusers_dpm3']:.3f}x, sample+LM / sample {t['sample+lm'] / t['sample']:.3f}x "
+              f"(LMLScheduler {t['lml'] * 1e3:.1f} ms)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    try:
+        import diffusers
+    except ImportError:
+        print("diffusers is not installed (pip install diffusers): nothing to compare against")
+        return
+    warnings.filterwarnings("ignore")
+    device = torch.device(args.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    if device.type == "cpu":
+        torch.set_num_threads(1)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {load:.1f}, "
-          f"torch {torch.__version__}, 1 thread")
-    repeats = 5 if args.quick else 15
-    bench_overhead(repeats, nfe=20)
-    bench_vs_diffusers(repeats, nfe=20)
+    name = torch.cuda.get_device_name(0) if device.type == "cuda" else (platform.processor() or platform.machine())
+    print(f"device: {name}, {os.cpu_count()} cores, load {load:.1f}, torch {torch.__version__}, "
+          f"diffusers {diffusers.__version__}")
+    repeats = 3 if args.quick else 9
+    bench_samplers(diffusers, device, repeats, sync)
+    bench_lml_overhead(diffusers, device, repeats, sync)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import re
 
 import numpy as np
 import torch
@@ -31,8 +32,9 @@ from sciml.diffusion import (
 from sciml.runner import ExperimentConfig, RunContext, experiment
 
 # <predictor>[+<correction>]; dpmpp2m = DPM-Solver++ multistep order 2. Every variant gets the same total NFE.
-VARIANTS = ("ddim", "dpmpp2m", "ddim+code", "ddim+code_k0.3", "dpmpp2m+code_k0.3", "ddim+langevin", "ddim+lm_r1",
-            "ddim+lm_r2", "ddim+exact")
+VARIANTS = ("ddim", "dpmpp2m", "ddim+code", "ddim+code_formula64", "ddim+code_k0.3", "dpmpp2m+code_k0.3",
+            "ddim+langevin", "ddim+lm_r1", "ddim+lm_r2", "ddim+exact")
+# also accepted: "<predictor>+langevin_snr<x>", "+lm_r<r>_snr<x>", "+langevin_ps" / "+lm_r2_ps" (per-sample steps)
 PROBLEMS = ("2d8", "16d5")
 
 
@@ -50,7 +52,7 @@ class Config(ExperimentConfig):
 
     def validate(self) -> None:
         check_subset("problems", self.problems, PROBLEMS)
-        check_subset("variants", self.variants, VARIANTS)
+        check_subset("variants", tuple(v for v in self.variants if not is_tuned_corrector(v)), VARIANTS)
         if not self.nfes or min(self.nfes) < 3:
             raise ValueError(f"nfes must be ints >= 3, got {self.nfes}")
         if self.seeds < 1 or self.n_samples < 100 or self.mmd_subsample < 10:
@@ -63,13 +65,35 @@ def make_problem(name: str, device: torch.device | str = "cpu"):
     return mix.to(device)
 
 
+def is_tuned_corrector(name: str) -> bool:
+    """``<predictor>+langevin[_snr<x>][_ps]`` or ``+lm_r<r>[_snr<x>][_ps]`` with a non-default option."""
+    suffix = name.partition("+")[2]
+    return bool(re.fullmatch(r"(langevin|lm_r\d+)(_snr[0-9.e-]+)?(_ps)?", suffix)) and suffix not in (
+        "langevin", "lm_r1", "lm_r2")
+
+
+def corrector_from_name(suffix: str, cfg):
+    """``langevin[_snr<x>][_ps]`` and ``lm_r<r>[_snr<x>][_ps]``: tuned SNR and per-sample step sizes."""
+    parts = suffix.split("_")
+    snr = next((float(p[3:]) for p in parts if p.startswith("snr")), cfg.snr)
+    step_size = "per_sample" if "ps" in parts else "batch"
+    if parts[0] == "langevin":
+        return LangevinCorrection(snr=snr, step_size=step_size)
+    rank = int(parts[1][1:])
+    return LMCorrection("lm_langevin", lam=cfg.lm_lam, rank=rank, snr=snr, step_size=step_size)
+
+
 def variant_call(name: str, mix, cfg) -> dict:
     """Keyword arguments of :func:`sample` for a variant."""
     predictor, _, suffix = name.partition("+")
     base = {"sampler": "dpm_solver++", "order": 2} if predictor == "dpmpp2m" else {"sampler": "ddim"}
     if not suffix:
         return base
+    if is_tuned_corrector(name):
+        return base | {"correction": corrector_from_name(suffix, cfg)}
     corr = {"code": LMCorrection("code", lam=cfg.code_lam, kappa=0.0),
+            # the released formula in float64 without the exact kappa = 0 short-cut: the identity up to rounding
+            "code_formula64": LMCorrection("code", lam=cfg.code_lam, kappa=0.0, compute_dtype="input"),
             "code_k0.3": LMCorrection("code", lam=1e-3, kappa=0.3),
             "langevin": LangevinCorrection(snr=cfg.snr),
             "lm_r1": LMCorrection("lm_langevin", lam=cfg.lm_lam, rank=1, snr=cfg.snr),
@@ -87,18 +111,21 @@ def evaluate(samples: torch.Tensor, ref: torch.Tensor, mix, seed: int, mmd_n: in
             "tv": float(mode_weight_tv(samples, mix))}
 
 
-def run_grid(cfg, ctx: RunContext, problems, nfes, seeds: int, n: int) -> tuple[dict, dict, dict]:
+def run_grid(cfg, ctx: RunContext, problems, nfes, seeds: int, n: int, seed_offset: int = 0,
+             variants=None) -> tuple[dict, dict, dict]:
     """All (problem, variant, nfe, seed) runs. Returns (raw[problem][variant][nfe] -> list of metric dicts,
-    floors[problem] -> list of metric dicts, extras) where extras holds identity diffs and example samples."""
+    floors[problem] -> list of metric dicts, extras) where extras holds identity diffs and example samples.
+    Seeds are ``seed_offset .. seed_offset + seeds - 1`` (tuning runs use seeds disjoint from evaluation)."""
+    variants = tuple(variants or cfg.variants)
     raw: dict = {}
     floors: dict = {}
-    extras: dict = {"identity_max_abs_diff": 0.0, "examples": {}}
+    extras: dict = {"identity_max_rel_diff": 0.0, "examples": {}}
     for problem in problems:
         mix = make_problem(problem, ctx.device)
         schedule = VPSchedule.continuous()
         model = mix.eps_model(schedule)
         raw[problem], floors[problem] = {}, []
-        for seed in ctx.progress(range(seeds), total=seeds, desc=f"{problem} seeds"):
+        for seed in ctx.progress(range(seed_offset, seed_offset + seeds), total=seeds, desc=f"{problem} seeds"):
             ref = mix.sample(n, ctx.make_generator(1000 + seed))
             other = mix.sample(n, ctx.make_generator(2000 + seed))
             floors[problem].append(evaluate(other, ref, mix, seed, cfg.mmd_subsample))
@@ -106,7 +133,7 @@ def run_grid(cfg, ctx: RunContext, problems, nfes, seeds: int, n: int) -> tuple[
                 x_init = torch.randn(n, mix.dim, dtype=torch.float64, device=ctx.device,
                                      generator=ctx.make_generator(3000 + seed))
                 outs = {}
-                for variant in cfg.variants:
+                for variant in variants:
                     kwargs = variant_call(variant, mix, cfg)
                     try:
                         out = sample(model, schedule, x_init.shape, nfe=nfe, x_init=x_init,
@@ -119,14 +146,16 @@ def run_grid(cfg, ctx: RunContext, problems, nfes, seeds: int, n: int) -> tuple[
                     outs[variant] = samples
                     metrics = evaluate(samples, ref, mix, seed, cfg.mmd_subsample) | {"nfe_used": used}
                     raw[problem].setdefault(variant, {}).setdefault(nfe, []).append(metrics)
-                if "ddim" in outs and "ddim+code" in outs:
-                    diff = float((outs["ddim+code"] - outs["ddim"]).abs().max())
-                    extras["identity_max_abs_diff"] = max(extras["identity_max_abs_diff"], diff)
+                for code in ("ddim+code", "ddim+code_formula64"):
+                    if "ddim" in outs and code in outs:
+                        rel = float((outs[code] - outs["ddim"]).norm(dim=1).max() / outs["ddim"].norm(dim=1).max())
+                        key = "identity_max_rel_diff" if code == "ddim+code" else "formula64_max_rel_diff"
+                        extras[key] = max(extras.get(key, 0.0), rel)
                 if seed == 0 and problem == "2d8":
                     extras["examples"][nfe] = {k: v.cpu() for k, v in outs.items()}
                     extras["examples"]["ref"] = ref.cpu()
             ctx.log(f"  {problem} seed {seed}: " + ", ".join(
-                f"{v}@{nfes[0]}={raw[problem][v][nfes[0]][-1]['sw2']:.3g}" for v in cfg.variants))
+                f"{v}@{nfes[0]}={raw[problem][v][nfes[0]][-1]['sw2']:.3g}" for v in variants))
     return raw, floors, extras
 
 
@@ -143,7 +172,8 @@ def summarise(raw: dict, floors: dict) -> dict[str, float]:
                 for metric in ("sw2", "mmd2", "tv"):
                     vals = np.array([r[metric] for r in runs])
                     out[f"{problem}/{variant}/nfe{nfe}/{metric}_mean"] = float(vals.mean())
-                    out[f"{problem}/{variant}/nfe{nfe}/{metric}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+                    std = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+                    out[f"{problem}/{variant}/nfe{nfe}/{metric}_std"] = std
                 out[f"{problem}/{variant}/nfe{nfe}/nfe_used"] = float(runs[0]["nfe_used"])
     return out
 
@@ -226,6 +256,6 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
     plot_error_vs_nfe(ctx, summary, cfg.problems, cfg.variants, nfes)
     if extras["examples"]:
         plot_samples(ctx, extras["examples"], nfes[min(1, len(nfes) - 1)], cfg.variants)
-    summary["identity_max_abs_diff"] = extras["identity_max_abs_diff"]
+    summary["identity_max_rel_diff"] = extras["identity_max_rel_diff"]
     # a diverged run (NaN/Inf samples) is reported as 1e300 so that result.json stays valid JSON
     return {k: (v if math.isfinite(v) else 1e300) for k, v in summary.items()}

@@ -2,40 +2,102 @@
 
 What is compared (spec diffusion_ot.md §1):
 
-* The paper's FID tables (CIFAR-10, CelebA-HQ, MS-COCO) could not be retrieved: the search tool returns only the
-  abstract of the arXiv HTML page, and the released repository's README lists the lambda table but marks its FID
-  evaluation "coming soon". Those rows are ``paper-only`` with no number.
-* Released-code finding: at its default kappa = 0 the released LM operator is the identity. We check our exact
-  replica in float64 (max |x_LM - x_base| over every GMM and digits run), and the size of the float32 rounding
-  noise that the released fp32 formula injects instead (digits DDPM, DDIM, NFE 10).
-* Our measured tables at equal total NFE (correctors cost 1 NFE each), 5 seeds on the exact-score mixtures:
-  DDIM vs spec's DDIM table; the spec's success criterion SW2(LM-Langevin) < SW2(Langevin) for NFE <= 20
-  (rows ``.../lm_minus_langevin``: negative = LM better); and the small digits DDPM (FD in PCA-20 space).
+* The paper's FID tables (CIFAR-10, CelebA-HQ, MS-COCO) could not be retrieved (only the abstract is reachable
+  and the repo marks FID evaluation "coming soon"): those rows are ``paper-only``.
+* The released operator: at kappa = 0 it is the identity in exact arithmetic. Checked with the released formula
+  computed in float64 (no short-cut), and its float32 rounding noise on the digits DDPM.
+* **What LML's gains are made of** (``sweep/...`` rows): the released configuration (DPM-Solver-3 noise form,
+  NFE 10, DPM linspace grid ending at t = 0, kappa = 0, fp32 operator) on exact-score isotropic mixtures at
+  d = 256 .. 4096, lambda swept, against a same-size random-noise control, a float64 operator and kappa = 0.3;
+  paired seeds, 95 % t-intervals, sign tests. The conclusion row states what it shows.
+* **Corrector study** (``<problem>/lm_vs_<baseline>`` rows): DDIM + LM-Langevin (rank 2) against DDIM + Langevin
+  (snr 0.16, Song et al.), DDIM + Langevin with its SNR tuned on separate seeds, DDIM alone and DPM-Solver++(2M),
+  all at the same total NFE. The measured value is the *upper end of the 95 % interval* of the paired difference
+  SW2(LM) - SW2(baseline), so the band (< 0) is met only when LM is significantly better: it can fail.
+* The small digits DDPM (FD in PCA-20 space), several noise seeds.
 
-Scales: smoke (tests; seconds), default (n = 2000 samples per mixture run, NFE {5, 10, 20}, 5 seeds; digits DDPM
-trained 800 steps, NFE {5, 10, 20}; the checkpoint is cached under ``results/cache/diffusion`` and reused),
-full (n = 4000, NFE {5, 10, 20, 50}, all variants, digits 6000 steps as in the spec).
+Scales (``preset``): smoke (seconds), default (N = 2000, NFE 5/10/20, 5 seeds, digits 6000 training steps cached
+under results/cache/diffusion, sweep d = 256/1024; 29 min on a 2-core box at load ~12, of which the digits training
+was 14 min before it was cached), full (N = 4000, NFE up to 50, sweep up to d = 4096).
+
+Findings of the default run (2026-12-04, seed 0; the rows carry the CIs):
+
+* The released fp32 operator (kappa 0) improves SW2 significantly only at d = 1024, lambda = 8e-4 (-0.0098,
+  95 % CI [-0.015, -0.0047], 5/5 seeds; samples move by 8 %). Same-size random noise, renormalised to the step length
+  as the operator renormalises, gives the same gain (isotropic -0.010, multiplicative -0.0095; operator minus
+  control +0.0005 [-0.0013, +0.0024] and -0.0003 [-0.0015, +0.0009]). The same formula in float64 changes nothing
+  (|diff| < 1e-10). At d = 1024, lambda = 1e-4 the fp32 operator returns NaN (|p| = 0). Conclusion: at the
+  released defaults, LML's gain is noise injection by float32 cancellation, not curvature information.
+* LM-Langevin beats the untuned Langevin corrector (snr 0.16) at NFE 5-10 in both problems, but not the SNR-tuned
+  Langevin (snr 0.32, tuned on separate seeds) and never DDIM alone or DPM-Solver++(2M) at the same NFE; on the
+  digits DDPM it is worse than Langevin (FD +1.4 at NFE 10).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 
 from experiments import diffusion_digits_ddpm as digits_exp
 from experiments import diffusion_gmm_benchmark as gmm_exp
-from sciml.runner import Measured, Paper, Row, RunContext, reproduction
+from experiments import diffusion_lambda_sweep as sweep_exp
+from sciml.diffusion.stats import paired_comparison
+from sciml.runner import Measured, Paper, ReproductionConfig, Row, RunContext, reproduction
 
 PAPER = Paper(key="lml", title="Unleashing High-Quality Image Generation in Diffusion Sampling Using Second-Order "
               "Levenberg-Marquardt-Langevin", arxiv="2505.24222", venue="ICCV 2025")
 
+
+@dataclasses.dataclass(frozen=True)
+class LMLReproConfig(ReproductionConfig):
+    gmm_samples: int = 2000
+    gmm_seeds: int = 5
+    gmm_nfes: tuple[int, ...] = (5, 10, 20)
+    tune_seeds: int = 3                              # SNR tuning on seeds disjoint from the evaluation seeds
+    snr_grid: tuple[float, ...] = (0.05, 0.1, 0.16, 0.32)
+    digits_train_steps: int = 6000                   # spec §1.7b
+    digits_seeds: int = 3
+    digits_nfes: tuple[int, ...] = (5, 10, 20)
+    sweep_dims: tuple[int, ...] = (256, 1024)
+    sweep_seeds: int = 5
+    sweep_samples: int = 1000
+    sweep_lams: tuple[float, ...] = (1e-4, 8e-4, 1e-2)
+
+    def validate(self) -> None:
+        super().validate()
+        if min(self.gmm_seeds, self.tune_seeds, self.digits_seeds, self.sweep_seeds) < 1:
+            raise ValueError("every seed count must be >= 1")
+        if self.gmm_samples < 100 or self.sweep_samples < 50 or self.digits_train_steps < 1:
+            raise ValueError("need gmm_samples >= 100, sweep_samples >= 50, digits_train_steps >= 1")
+        if not self.snr_grid or min(self.snr_grid) <= 0:
+            raise ValueError(f"snr_grid must be positive, got {self.snr_grid}")
+
+    @classmethod
+    def preset(cls, scale: str) -> LMLReproConfig:
+        if scale == "smoke":
+            return cls(scale=scale, gmm_samples=200, gmm_seeds=2, gmm_nfes=(5,), tune_seeds=1, snr_grid=(0.16,),
+                       digits_train_steps=30, digits_seeds=2, digits_nfes=(10,), sweep_dims=(64,), sweep_seeds=2,
+                       sweep_samples=200, sweep_lams=(8e-4,))
+        if scale == "full":
+            return cls(scale=scale, gmm_samples=4000, gmm_nfes=(5, 10, 20, 50), digits_seeds=5,
+                       digits_nfes=(5, 10, 20, 50), sweep_dims=(256, 1024, 4096), sweep_seeds=8, sweep_samples=2000,
+                       sweep_lams=(1e-4, 8e-4, 1e-3, 1e-2, 1.0))
+        return cls(scale=scale)
+
+
 _NOT_RETRIEVED = ("not retrieved: only the abstract of arXiv 2505.24222 is reachable with the search tool, and the "
                   "repo README marks FID evaluation 'coming soon'")
-# Spec §1.7a DDIM SW2 (N = 4000, floor 0.17). Our default uses N = 2000, whose floor is ~0.17 * sqrt(2) = 0.24;
-# the band is sqrt(spec² - 0.17² + 0.24²) ± 30 %, fixed from the spec before our run.
-_DDIM_2D_BANDS = {5: (0.34, 0.64), 10: (0.23, 0.44), 20: (0.19, 0.36)}
+# Spec §1.7a DDIM SW2 at N = 4000 (floor 0.17); our value is floor-corrected to N = 4000 (see _at_4000); ± 30 %.
 _SPEC_DDIM_2D = {5: 0.467, 10: 0.279, 20: 0.205}
+_SPEC_DIGITS_DDIM = {5: 0.785, 10: 0.460, 20: 0.395}
+_SIG = ("value = upper end of the 95 % t-interval of the paired difference over seeds; band < 0 = significantly "
+        "better")
+_BASELINES = {"langevin": "DDIM + Langevin corrector, snr 0.16 (Song et al.)",
+              "tuned_langevin": "DDIM + Langevin, snr tuned on separate seeds",
+              "ddim": "DDIM alone (predictor only) at the same NFE",
+              "dpmpp2m": "DPM-Solver++(2M) at the same NFE"}
 
 ROWS = (
     Row("paper/cifar10/fid_lml_vs_dpm", "Sec. 5, CIFAR-10 FID table", "ddpm_ema_cifar10, DPM-Solver-3 noise form ± "
@@ -44,111 +106,200 @@ ROWS = (
         "FID", None, "-", note=_NOT_RETRIEVED),
     Row("paper/coco/fid_lml_vs_dpm", "Sec. 5, MS-COCO FID table", "SD-1.5 / SD-2-base, DPM ± LML (lambda 1e-3), 30k "
         "prompts", "FID", None, "-", note=_NOT_RETRIEVED),
-    Row("code/kappa0_identity_max_abs", "released code (scheduling_*_lm.py), defaults", "kappa = 0 (every released "
-        "script)", "max abs(x_LM - x_base) over all runs (float64)", None,
-        "our exact replica, float64 reductions, DDIM/DPM++ on GMMs and digits", expect=(0.0, 1e-12), same_setting=True,
-        note="kappa = 0 makes v = d, so the operator returns d: the released LML is the baseline sampler"),
+    Row("code/kappa0_formula_fp64_max_rel", "released code (lm_correct), defaults", "kappa = 0, lambda 8e-4",
+        "max |x_LM - x_base| / max |x_base|, released formula evaluated in float64", None,
+        "DDIM on both GMMs, every NFE and seed, no kappa = 0 short-cut", expect=(0.0, 1e-8), same_setting=True,
+        note="spec §1.3: float64 relative change <= 1e-8; a non-identity operator fails this row"),
     Row("code/fp32_noise_digits_ddim_nfe10", "released code, fp32", "fp32 formula, kappa 0, lambda 8e-4",
         "max abs(x_LM_fp32 - x_base), pixels in [-1, 1]", None, "digits DDPM, DDIM NFE 10, compute_dtype='input'",
-        expect=(1e-3, 0.5),
-        note="spec measured 7.4e-2 on its 6000-step model; the size is u (lambda + |eps|²) / lambda per step"),
-    *(Row(f"gmm2d/ddim/nfe{k}/sw2", "spec §1.7a table (not the paper)", "2-D 8-mode, VP, log-SNR grid, N = 4000",
-          "sliced W2 (5-seed mean)", None, "N = 2000 per run (default scale), 5 seeds", expect=_DDIM_2D_BANDS[k],
-          note=f"spec's value {_SPEC_DDIM_2D[k]} at N = 4000; band rescaled to the N = 2000 floor")
-      for k in (5, 10, 20)),
+        expect=(7.4e-3, 0.74), note="spec §1.7b: 7.4e-2 on its 6000-step model; band = spec value / 10 .. x 10"),
+    *(Row(f"gmm2d/ddim/nfe{k}/sw2_at_n4000", "spec §1.7a table (not the paper)", "2-D 8-mode, VP, log-SNR grid, "
+          "N = 4000", "sliced W2, seed mean, floor-corrected to N = 4000", None,
+          "config gmm_samples/gmm_seeds (see note)", expect=(0.7 * v, 1.3 * v),
+          note=f"spec {v} at N = 4000; ours sqrt(SW2² - floor_N² + 0.17²) with our measured floor; band ± 30 %")
+      for k, v in _SPEC_DDIM_2D.items()),
     Row("gmm2d/code_k0.3/ddim/nfe10/sw2", "spec §1.7a", "kappa 0.3, lambda 1e-3, DDIM", "sliced W2", None,
-        "N = 2000, 5 seeds", expect=(30.0, 120.0), note="spec: 'diverges (SW2 = 30-120 for DDIM)'"),
-    *(Row(f"{p}/lm_minus_langevin/nfe{k}", "spec §1.7a success criterion", "DDIM + LM-Langevin (rank 2, lambda_0 1, "
-          "plain step rule) vs DDIM + Langevin corrector, equal total NFE", "SW2(LM) - SW2(Langevin), 5-seed mean (< 0: LM better)",
-          None, "N = 2000, 5 seeds", expect=(-100.0, 0.0),
-          note="[R] reconstruction; criterion is < 0; step rule chosen after the SNR-on-preconditioned rule diverged "
-               "in 16-D (SW2 15 at NFE 10, 829 at NFE 20)")
-      for p in ("gmm2d", "gmm16d") for k in (5, 10, 20)),
-    *(Row(f"gmm16d/exact_minus_langevin/nfe{k}", "oracle bracket", "exact clipped Hessian vs plain Langevin",
-          "SW2 difference (< 0: second order helps)", None, "N = 2000, 5 seeds", expect=(-100.0, 0.0),
-          note="upper bound of what any low-rank Hessian approximation can give") for k in (5, 10, 20)),
-    *(Row(f"digits/ddim/nfe{k}/fd_pca20", "spec §1.7b", "MLP 0.38 M, 6000 steps, DDIM trailing", "FD in PCA-20 space",
-          None, "800 training steps (default scale)", expect=(0.0, v), note=f"spec: {s} at 6000 steps")
-      for k, v, s in ((5, 3.0, 0.785), (10, 2.0, 0.460), (20, 2.0, 0.395))),
-    *(Row(f"digits/lm_minus_langevin/nfe{k}", "spec §1.7b + §1.4", "DDIM + LM-Langevin r2 vs DDIM + Langevin",
-          "FD(LM) - FD(Langevin) (< 0: LM better)", None, "800 training steps", expect=(-100.0, 0.0))
+        "config gmm_samples, seeds", expect=(30.0, 120.0), note="spec: 'diverges (SW2 = 30-120 for DDIM)'"),
+    *(Row(f"{p}/lm_vs_{b}/nfe{k}", "spec §1.7a success criterion / paper's claim", f"DDIM + LM-Langevin (rank 2, "
+          f"lambda_0 1, plain step rule) vs {desc}, equal total NFE", "SW2(LM) - SW2(baseline): upper 95 % CI",
+          None, "config gmm_samples, gmm_seeds", expect=(-100.0, 0.0), note=_SIG)
+      for p in ("gmm2d", "gmm16d") for b, desc in _BASELINES.items() for k in (5, 10, 20)),
+    *(Row(f"gmm16d/exact_vs_langevin/nfe{k}", "oracle bracket", "exact clipped Hessian vs plain Langevin",
+          "SW2(exact) - SW2(Langevin): upper 95 % CI", None, "config", expect=(-100.0, 0.0),
+          note="second-order oracle: does exact curvature help at all with this step rule? " + _SIG)
+      for k in (5, 10, 20)),
+    *(Row(f"gmm16d/lowrank_minus_exact/nfe{k}", "oracle bracket", "LM-Langevin r2 vs exact-Hessian corrector",
+          "SW2(LM r2) - SW2(exact), seed mean", None, "config",
+          note="reported: a negative value means the exact-Hessian corrector is NOT an upper bound under this step "
+               "rule (the step-size rule, not the preconditioner, decides)") for k in (5, 10, 20)),
+    Row("sweep/lm_beyond_noise_cells", "spec §1.3 (λ-dependence at kappa 0 is rounding noise)",
+        "released config: DPM-Solver-3 noise form, NFE 10, kappa 0, fp32 operator", "number of (d, lambda) cells where "
+        "the fp32 operator is significantly better than the baseline AND than both same-size random-noise controls "
+        "(isotropic, multiplicative)",
+        None, "isotropic GMMs, config sweep_dims/sweep_lams/sweep_seeds", expect=(0.0, 0.0),
+        note="0 = every gain of the released operator is reproduced by noise injection of the same size"),
+    Row("sweep/fp64_operator_max_abs_mean_diff", "spec §1.3", "kappa 0, released formula in float64",
+        "max over (d, lambda) |mean SW2(LM fp64) - SW2(base fp64)|", None, "config", expect=(0.0, 1e-6),
+        note="the float64 operator has no effect: no curvature information at kappa = 0"),
+    *(Row(f"digits/ddim/nfe{k}/fd_pca20", "spec §1.7b", "MLP 0.38 M, 6000 steps, DDIM trailing",
+          "FD in PCA-20 space, mean over noise seeds", None, "config digits_train_steps/digits_seeds",
+          expect=(0.5 * v, 2.0 * v), note=f"spec: {v} at 6000 steps (one seed); band spec / 2 .. x 2")
+      for k, v in _SPEC_DIGITS_DDIM.items()),
+    *(Row(f"digits/lm_vs_langevin/nfe{k}", "spec §1.7b + §1.4", "DDIM + LM-Langevin r2 vs DDIM + Langevin",
+          "FD(LM) - FD(Langevin): upper 95 % CI over noise seeds", None, "config", expect=(-100.0, 0.0), note=_SIG)
       for k in (10, 20)),
 )
 
-GMM_VARIANTS = ("ddim", "dpmpp2m", "ddim+code", "ddim+code_k0.3", "ddim+langevin", "ddim+lm_r1", "ddim+lm_r2",
-                "ddim+exact")
-DIGITS_VARIANTS = ("ddim", "dpmpp2m", "ddim+code", "ddim+code_fp32", "ddim+code_k0.3", "ddim+langevin", "ddim+lm_r2")
+GMM_VARIANTS = ("ddim", "dpmpp2m", "ddim+code", "ddim+code_formula64", "ddim+code_k0.3", "ddim+langevin",
+                "ddim+lm_r1", "ddim+lm_r2", "ddim+exact")
+DIGITS_VARIANTS = ("ddim", "dpmpp2m", "ddim+code", "ddim+code_fp32", "ddim+langevin", "ddim+lm_r2")
 
 
-def _scale(ctx: RunContext) -> dict:
-    if ctx.scale == "smoke":
-        return {"n": 200, "nfes": (5,), "seeds": 2, "train": 30, "digits_nfes": (5,), "problems": ("2d8",)}
-    if ctx.scale == "full":
-        return {"n": 4000, "nfes": (5, 10, 20, 50), "seeds": 5, "train": 6000, "digits_nfes": (5, 10, 20, 50),
-                "problems": gmm_exp.PROBLEMS}
-    return {"n": 2000, "nfes": (5, 10, 20), "seeds": 5, "train": 800, "digits_nfes": (5, 10, 20),
-            "problems": gmm_exp.PROBLEMS}
+def _tuned_snr(cfg: LMLReproConfig, ctx: RunContext, gcfg) -> dict:
+    """Best Langevin SNR per (problem, NFE) on tuning seeds disjoint from the evaluation seeds."""
+    variants = tuple(f"ddim+langevin_snr{s:g}" for s in cfg.snr_grid)
+    raw, _, _ = gmm_exp.run_grid(gcfg, ctx, gcfg.problems, cfg.gmm_nfes, cfg.tune_seeds, cfg.gmm_samples,
+                                 seed_offset=100, variants=variants)
+    best = {}
+    for problem, by in raw.items():
+        for nfe in cfg.gmm_nfes:
+            means = {v: np.mean([r["sw2"] for r in by[v][nfe]]) for v in variants}
+            best[(problem, nfe)] = min(means, key=means.get)
+    return best
 
 
-@reproduction(PAPER, rows=ROWS, summary="LML: released operator = identity at kappa 0; LM-Langevin vs Langevin on "
-              "exact-score GMMs and a digits DDPM at equal NFE")
-@gmm_exp.with_one_thread
-def reproduce(ctx: RunContext) -> dict[str, Measured]:
-    sc = _scale(ctx)
-    variants = gmm_exp.VARIANTS if ctx.scale == "full" else GMM_VARIANTS
-    gcfg = gmm_exp.Config(problems=sc["problems"], nfes=sc["nfes"], seeds=sc["seeds"], n_samples=sc["n"],
-                          variants=variants)
-    raw, floors, extras = gmm_exp.run_grid(gcfg, ctx, sc["problems"], sc["nfes"], sc["seeds"], sc["n"])
-    g = gmm_exp.summarise(raw, floors)
-    gmm_exp.plot_error_vs_nfe(ctx, g, sc["problems"], variants, sc["nfes"])
-    if extras["examples"]:
-        gmm_exp.plot_samples(ctx, extras["examples"], sc["nfes"][min(1, len(sc["nfes"]) - 1)], variants)
+def _ci_high(cmp) -> float:
+    """Upper 95 % bound; +inf (fails the "< 0" band) when fewer than 2 finite seed pairs exist."""
+    return cmp.ci_high if cmp.n > 1 else math.inf
 
-    dvariants = digits_exp.VARIANTS if ctx.scale == "full" else DIGITS_VARIANTS
-    dcfg = digits_exp.Config(train_steps=sc["train"], nfes=sc["digits_nfes"], variants=dvariants)
-    d, examples = digits_exp.digits_grid(dcfg, ctx, sc["train"], sc["digits_nfes"], dvariants)
-    digits_exp.plot_digits(ctx, examples, dvariants, sc["digits_nfes"][min(1, len(sc["digits_nfes"]) - 1)])
 
-    measured: dict[str, Measured] = {}
-    identity = max([extras["identity_max_abs_diff"]] + [v for k, v in d.items()
-                                                        if k.startswith("ddim+code/") and "max_abs_change" in k])
-    measured["code/kappa0_identity_max_abs"] = Measured(identity, "GMM + digits, all NFE")
-    if "ddim+code_fp32/nfe10/max_abs_change_vs_ddim" in d:
-        measured["code/fp32_noise_digits_ddim_nfe10"] = Measured(d["ddim+code_fp32/nfe10/max_abs_change_vs_ddim"])
+def _gmm_rows(cfg: LMLReproConfig, ctx: RunContext, measured: dict) -> None:
+    gcfg = gmm_exp.Config(problems=gmm_exp.PROBLEMS, nfes=cfg.gmm_nfes, seeds=cfg.gmm_seeds,
+                          n_samples=cfg.gmm_samples, variants=GMM_VARIANTS)
+    best = _tuned_snr(cfg, ctx, gcfg)
+    raw, floors, extras = gmm_exp.run_grid(gcfg, ctx, gcfg.problems, cfg.gmm_nfes, cfg.gmm_seeds, cfg.gmm_samples)
+    tuned_raw = {}
+    for (problem, nfe), variant in best.items():      # the tuned SNR on the evaluation seeds
+        one = dataclasses.replace(gcfg, problems=(problem,), nfes=(nfe,))
+        tuned_raw[(problem, nfe)] = gmm_exp.run_grid(one, ctx, (problem,), (nfe,), cfg.gmm_seeds, cfg.gmm_samples,
+                                                     variants=(variant,))[0][problem][variant][nfe]
+    summary = gmm_exp.summarise(raw, floors)
+    gmm_exp.plot_error_vs_nfe(ctx, summary, gcfg.problems, GMM_VARIANTS, cfg.gmm_nfes)
+    scaled = cfg.gmm_samples != 4000 or cfg.gmm_seeds < 5
+    measured["code/kappa0_formula_fp64_max_rel"] = Measured(extras.get("formula64_max_rel_diff", math.nan),
+                                                            "max over GMM runs")
 
-    def sw(problem, variant, k, stat="mean"):
-        return g.get(f"{problem}/{variant}/nfe{k}/sw2_{stat}", math.nan)
+    def sw(problem, variant, nfe):
+        return [r["sw2"] for r in raw[problem][variant][nfe]]
 
-    floor2d = g.get("2d8/floor/sw2_mean", math.nan)
-    for k in sc["nfes"]:
-        if k in _DDIM_2D_BANDS:
-            measured[f"gmm2d/ddim/nfe{k}/sw2"] = Measured(
-                sw("2d8", "ddim", k), f"± {sw('2d8', 'ddim', k, 'std'):.3f} (seed std); floor {floor2d:.3f}")
-    if 10 in sc["nfes"]:
-        measured["gmm2d/code_k0.3/ddim/nfe10/sw2"] = Measured(sw("2d8", "ddim+code_k0.3", 10))
+    floor2d = float(np.mean([f["sw2"] for f in floors["2d8"]]))
+    for k in _SPEC_DDIM_2D:
+        if k in cfg.gmm_nfes:
+            raw_sw = float(np.mean(sw("2d8", "ddim", k)))
+            at4000 = math.sqrt(max(raw_sw**2 - floor2d**2 + 0.17**2, 0.0))
+            measured[f"gmm2d/ddim/nfe{k}/sw2_at_n4000"] = Measured(
+                at4000, f"raw {raw_sw:.3f} at N = {cfg.gmm_samples}, {cfg.gmm_seeds} seeds; floor {floor2d:.3f}",
+                paper_setting=not scaled)
+    if 10 in cfg.gmm_nfes:
+        measured["gmm2d/code_k0.3/ddim/nfe10/sw2"] = Measured(float(np.mean(sw("2d8", "ddim+code_k0.3", 10))),
+                                                              paper_setting=not scaled)
     for label, problem in (("gmm2d", "2d8"), ("gmm16d", "16d5")):
-        if problem not in sc["problems"]:
-            continue
         for k in (5, 10, 20):
-            if k not in sc["nfes"]:
+            if k not in cfg.gmm_nfes:
                 continue
-            lm, lv = sw(problem, "ddim+lm_r2", k), sw(problem, "ddim+langevin", k)
-            measured[f"{label}/lm_minus_langevin/nfe{k}"] = Measured(
-                lm - lv, f"LM {lm:.3g}±{sw(problem, 'ddim+lm_r2', k, 'std'):.2g} vs Langevin "
-                         f"{lv:.3g}±{sw(problem, 'ddim+langevin', k, 'std'):.2g}; LM r1 {sw(problem, 'ddim+lm_r1', k):.3g}"
-                         f"; DDIM alone {sw(problem, 'ddim', k):.3g}")
+            lm = sw(problem, "ddim+lm_r2", k)
+            others = {"langevin": sw(problem, "ddim+langevin", k),
+                      "tuned_langevin": [r["sw2"] for r in tuned_raw[(problem, k)]],
+                      "ddim": sw(problem, "ddim", k), "dpmpp2m": sw(problem, "dpmpp2m", k)}
+            for b, vals in others.items():
+                cmp = paired_comparison(lm, vals)
+                extra = f"; tuned {best[(problem, k)].split('_')[-1]}" if b == "tuned_langevin" else ""
+                measured[f"{label}/lm_vs_{b}/nfe{k}"] = Measured(
+                    _ci_high(cmp), f"LM {np.mean(lm):.3g} vs {np.mean(vals):.3g}: {cmp.describe()}{extra}",
+                    paper_setting=not scaled)
             if label == "gmm16d":
                 ex = sw(problem, "ddim+exact", k)
-                measured[f"gmm16d/exact_minus_langevin/nfe{k}"] = Measured(ex - lv, f"exact {ex:.3g} vs {lv:.3g}")
+                cmp = paired_comparison(ex, others["langevin"])
+                measured[f"gmm16d/exact_vs_langevin/nfe{k}"] = Measured(_ci_high(cmp), cmp.describe())
+                low = paired_comparison(lm, ex)
+                measured[f"gmm16d/lowrank_minus_exact/nfe{k}"] = Measured(low.mean, low.describe())
+    ctx.save_arrays("gmm_summary", keys=np.array(list(summary)), values=np.array(list(summary.values())))
+
+
+def _sweep_rows(cfg: LMLReproConfig, ctx: RunContext, measured: dict) -> None:
+    scfg = sweep_exp.Config(dims=cfg.sweep_dims, lams=cfg.sweep_lams, seeds=max(cfg.sweep_seeds, 2),
+                            n_samples=cfg.sweep_samples)
+    sw2, move = sweep_exp.run_sweep(scfg, ctx)
+    summary = sweep_exp.summarise(scfg, sw2, move)
+    beyond, fp64 = 0, 0.0
+    for d in cfg.sweep_dims:
+        for lam in cfg.sweep_lams:
+            lm = summary[f"d{d}/lm_fp32/lam{lam:g}/minus_base"]
+            vs = summary[f"d{d}/lm_fp32_minus_control/lam{lam:g}"]
+            vm = summary[f"d{d}/lm_fp32_minus_mcontrol/lam{lam:g}"]
+            ctrl = summary[f"d{d}/control/lam{lam:g}/minus_base"]
+            f64 = summary[f"d{d}/lm_fp64/lam{lam:g}/minus_base"]
+            beyond += int(lm.significant and lm.mean < 0 and all(v.significant and v.mean < 0 for v in (vs, vm)))
+            fp64 = max(fp64, abs(f64.mean) if f64.n else math.inf)
+            key = f"sweep/d{d}/lam{lam:g}"
+            ctx.log(f"{key}: lm_fp32 - base {lm.describe()} | control - base {ctrl.describe()} | lm - control "
+                    f"{vs.describe()} | moved {summary[f'd{d}/lm_fp32/lam{lam:g}/move_median']:.3g}")
+    conclusion = sweep_exp.conclusion(summary, cfg.sweep_dims, cfg.sweep_lams)
+    ctx.log("sweep conclusion: " + conclusion)
+    scaled = cfg.scale != "full"
+    measured["sweep/lm_beyond_noise_cells"] = Measured(float(beyond), conclusion, paper_setting=not scaled)
+    measured["sweep/fp64_operator_max_abs_mean_diff"] = Measured(fp64, paper_setting=not scaled)
+    flat = {k: (v.mean if hasattr(v, "mean") else v) for k, v in summary.items()}
+    ctx.save_arrays("sweep_summary", keys=np.array(list(flat)), values=np.array(list(flat.values())))
+    (ctx.out_dir / "sweep_table.md").write_text(_sweep_table(summary, cfg) + "\n\nConclusion: " + conclusion + "\n")
+
+
+def _sweep_table(summary: dict, cfg: LMLReproConfig) -> str:
+    lines = ["| d | lambda | fp32 LM - base | isotropic control - base | multiplicative control - base | "
+             "fp32 LM - isotropic | fp32 LM - multiplicative | fp64 LM - base | moved |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for d in cfg.sweep_dims:
+        for lam in cfg.sweep_lams:
+            get = lambda name: summary[f"d{d}/{name}"].describe(2)
+            lines.append(f"| {d} | {lam:g} | {get(f'lm_fp32/lam{lam:g}/minus_base')} | "
+                         f"{get(f'control/lam{lam:g}/minus_base')} | {get(f'mcontrol/lam{lam:g}/minus_base')} | "
+                         f"{get(f'lm_fp32_minus_control/lam{lam:g}')} | {get(f'lm_fp32_minus_mcontrol/lam{lam:g}')} | "
+                         f"{get(f'lm_fp64/lam{lam:g}/minus_base')} | "
+                         f"{summary[f'd{d}/lm_fp32/lam{lam:g}/move_median']:.3g} |")
+    return "\n".join(lines)
+
+
+def _digits_rows(cfg: LMLReproConfig, ctx: RunContext, measured: dict) -> None:
+    dcfg = digits_exp.Config(train_steps=cfg.digits_train_steps, nfes=cfg.digits_nfes, variants=DIGITS_VARIANTS,
+                             noise_seeds=cfg.digits_seeds)
+    d, examples, per_seed = digits_exp.digits_grid(dcfg, ctx, cfg.digits_train_steps, cfg.digits_nfes,
+                                                   DIGITS_VARIANTS, cfg.digits_seeds)
+    digits_exp.plot_digits(ctx, examples, DIGITS_VARIANTS, cfg.digits_nfes[min(1, len(cfg.digits_nfes) - 1)])
+    scaled = cfg.digits_train_steps != 6000
+    if "ddim+code_fp32/nfe10/max_abs_change_vs_ddim" in d:
+        measured["code/fp32_noise_digits_ddim_nfe10"] = Measured(d["ddim+code_fp32/nfe10/max_abs_change_vs_ddim"],
+                                                                 paper_setting=not scaled)
     floor_fd = d.get("floor/fd_pca20_halves", math.nan)
-    for k in (5, 10, 20):
-        key = f"ddim/nfe{k}/fd_pca20"
-        if key in d:
+    for k in _SPEC_DIGITS_DDIM:
+        if k in cfg.digits_nfes:
+            vals = per_seed[("ddim", k)]
             measured[f"digits/ddim/nfe{k}/fd_pca20"] = Measured(
-                d[key], f"real-vs-real halves floor {floor_fd:.3g}; DPM++2M {d.get(f'dpmpp2m/nfe{k}/fd_pca20', np.nan):.3g}")
-        if k in (10, 20) and f"ddim+lm_r2/nfe{k}/fd_pca20" in d:
-            lm, lv = d[f"ddim+lm_r2/nfe{k}/fd_pca20"], d[f"ddim+langevin/nfe{k}/fd_pca20"]
-            measured[f"digits/lm_minus_langevin/nfe{k}"] = Measured(lm - lv, f"LM {lm:.3g} vs Langevin {lv:.3g}")
-    ctx.save_arrays("gmm_summary", keys=np.array(list(g)), values=np.array(list(g.values())))
+                float(np.mean(vals)), f"seeds {', '.join(f'{v:.3g}' for v in vals)}; halves floor {floor_fd:.3g}; "
+                f"DPM++2M {np.mean(per_seed[('dpmpp2m', k)]):.3g}", paper_setting=not scaled)
+        if k in (10, 20) and k in cfg.digits_nfes:
+            cmp = paired_comparison(per_seed[("ddim+lm_r2", k)], per_seed[("ddim+langevin", k)])
+            measured[f"digits/lm_vs_langevin/nfe{k}"] = Measured(_ci_high(cmp), cmp.describe(),
+                                                                  paper_setting=not scaled)
     ctx.save_arrays("digits_summary", keys=np.array(list(d)), values=np.array(list(d.values())))
+
+
+@reproduction(PAPER, rows=ROWS, config=LMLReproConfig,
+              summary="LML: released operator = identity at kappa 0 (its fp32 gains vs same-size noise), "
+                      "LM-Langevin vs tuned/untuned Langevin, DDIM and DPM++ with paired CIs, digits DDPM")
+@gmm_exp.with_one_thread
+def reproduce(cfg: LMLReproConfig, ctx: RunContext) -> dict[str, Measured]:
+    measured: dict[str, Measured] = {}
+    _gmm_rows(cfg, ctx, measured)
+    _sweep_rows(cfg, ctx, measured)
+    _digits_rows(cfg, ctx, measured)
     return measured

@@ -19,6 +19,15 @@ import torch
 from sciml.core import check_floating, check_generator
 
 
+def _components_and_noise(mix, n: int, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Component index per draw (by the mixture weights) and standard normal noise (n, d), both from ``generator``."""
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an int >= 1, got {n!r}")
+    check_generator(generator, mix.means.device)
+    comp = torch.multinomial(mix.weights, n, replacement=True, generator=generator)
+    return comp, torch.randn(n, mix.dim, dtype=torch.float64, device=mix.means.device, generator=generator)
+
+
 class GaussianMixture:
     """A Gaussian mixture in R^d with exact diffusion quantities.
 
@@ -133,11 +142,7 @@ class GaussianMixture:
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` exact samples from p_0 (float64, on the means' device). Shapes: -> (n, d)."""
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be an int >= 1, got {n!r}")
-        check_generator(generator, self.means.device)
-        comp = torch.multinomial(self.weights, n, replacement=True, generator=generator)
-        z = torch.randn(n, self.dim, dtype=torch.float64, device=self.means.device, generator=generator)
+        comp, z = _components_and_noise(self, n, generator)
         root = self._evecs * self._evals.sqrt()[:, None, :]                  # Q diag(sqrt e): Sigma = root root^T
         return self.means[comp] + torch.einsum("nij,nj->ni", root[comp], z)
 
@@ -167,3 +172,68 @@ def gmm_16d_5mode(generator: torch.Generator | None = None, device: torch.device
     covs = A @ A.transpose(-1, -2) + 0.05 * torch.eye(d, dtype=torch.float64, device=device)
     weights = torch.tensor([0.4, 0.25, 0.15, 0.1, 0.1], dtype=torch.float64, device=device)
     return GaussianMixture(weights, means, covs)
+
+
+class IsotropicGaussianMixture:
+    """``p_0 = sum_k pi_k N(mu_k, s_k² I)`` in high dimension (d in the thousands) with the exact noise prediction.
+
+    ``S_k = (alpha² s_k² + sigma²) I`` is a scalar per component, so ``eps*`` costs O(n K d) and nothing of size
+    d x d is formed (the general :class:`GaussianMixture` stores and diagonalises K d x d covariances).
+
+    Args:
+        weights: (K,) positive; means: (K, d); stds: (K,) positive component standard deviations.
+    """
+
+    def __init__(self, weights: torch.Tensor, means: torch.Tensor, stds: torch.Tensor) -> None:
+        for name, value in (("weights", weights), ("means", means), ("stds", stds)):
+            check_floating(torch.as_tensor(value), name)
+        self.means = torch.as_tensor(means, dtype=torch.float64)
+        K, d = self.means.shape
+        w = torch.as_tensor(weights, dtype=torch.float64, device=self.means.device)
+        self.stds = torch.as_tensor(stds, dtype=torch.float64, device=self.means.device)
+        if w.shape != (K,) or self.stds.shape != (K,):
+            raise ValueError(f"weights and stds must have shape ({K},), got {tuple(w.shape)}, {tuple(self.stds.shape)}")
+        if bool((w <= 0).any()) or bool((self.stds <= 0).any()):
+            raise ValueError("weights and stds must be > 0")
+        self.weights = w / w.sum()
+        self.dim, self.n_components = d, K
+
+    def _terms(self, x: torch.Tensor, t, schedule):
+        alpha, sigma = GaussianMixture._coeffs(self, t, schedule) if schedule is not None else (1.0, 0.0)
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"x must have shape (n, {self.dim}), got {tuple(x.shape)}")
+        x = x.to(dtype=torch.float64, device=self.means.device)
+        s2 = alpha**2 * self.stds**2 + sigma**2                                      # (K,)
+        diff = x[:, None, :] - alpha * self.means[None]                               # (n, K, d)
+        log_comp = (-0.5 * (diff**2).sum(-1) / s2 - 0.5 * self.dim * torch.log(2 * math.pi * s2)
+                    + torch.log(self.weights))
+        return log_comp, diff, s2, sigma
+
+    def eps(self, x: torch.Tensor, t, schedule) -> torch.Tensor:
+        """Exact ``E[eps | x_t = x] = sigma_t sum_k w_k (x - alpha mu_k) / S_k``. Shapes: (n, d) -> (n, d)."""
+        log_comp, diff, s2, sigma = self._terms(x, t, schedule)
+        w = torch.softmax(log_comp, dim=1)                                            # (n, K)
+        return (sigma * ((w / s2)[:, :, None] * diff).sum(1)).to(x.dtype)
+
+    def log_prob(self, x: torch.Tensor, t=0.0, schedule=None) -> torch.Tensor:
+        return torch.logsumexp(self._terms(x, t, schedule)[0], dim=1).to(x.dtype)
+
+    def eps_model(self, schedule):
+        return lambda x, t: self.eps(x.reshape(x.shape[0], -1), t, schedule).reshape(x.shape)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` exact samples from p_0 (float64). Shapes: -> (n, d)."""
+        comp, z = _components_and_noise(self, n, generator)
+        return self.means[comp] + self.stds[comp, None] * z
+
+
+def gmm_isotropic(dim: int, generator: torch.Generator | None = None, n_components: int = 5,
+                  device: torch.device | str = "cpu") -> IsotropicGaussianMixture:
+    """An image-scaled high-dimensional test problem: means ~ N(0, 0.5² I_d) (pixel-like spread), component stds
+    0.2 .. 0.6, weights [.4, .25, .15, .1, .1] (the 16-D problem's). Drawn from ``generator`` (seed it)."""
+    K = n_components
+    means = 0.5 * torch.randn(K, dim, dtype=torch.float64, generator=generator).to(device)
+    stds = torch.linspace(0.2, 0.6, K, dtype=torch.float64, device=device)
+    weights = torch.tensor([0.4, 0.25, 0.15, 0.1, 0.1][:K] if K <= 5 else [1.0] * K, dtype=torch.float64,
+                           device=device)
+    return IsotropicGaussianMixture(weights, means, stds)

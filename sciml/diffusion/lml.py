@@ -61,7 +61,9 @@ def lm_operator(d: torch.Tensor, prev: torch.Tensor | None, lam: float, kappa: f
     exact = compute_dtype is not None
     if exact and (prev is None or kappa == 0.0):
         return d
-    work = compute_dtype or d.dtype
+    if not exact:
+        return released_lm_correct(d, prev, lam, kappa)
+    work = compute_dtype
     df = _flat(d).to(work)
     v = df if prev is None else kappa * _flat(prev).to(work) + (1.0 - kappa) * df
     inner = (v * df).sum(1, keepdim=True)
@@ -74,14 +76,39 @@ def lm_operator(d: torch.Tensor, prev: torch.Tensor | None, lam: float, kappa: f
     return out.to(d.dtype).reshape(d.shape)
 
 
+def released_lm_correct(d: torch.Tensor, prev: torch.Tensor | None, lam: float, kappa: float) -> torch.Tensor:
+    """The released ``lm_correct`` operation for operation, in ``d``'s dtype (float32 in the released runs), with
+    the sums over all non-batch axes (the repo sums over (1, 2, 3) of image tensors). Keeps its cancellation
+    ``d - v <v, d> / (lam + |v|²)`` and its division by ``|p|`` (NaN when p = 0)."""
+    dims = tuple(range(1, d.ndim))
+    v = d if prev is None else kappa * prev + (1 - kappa) * d
+    norm_squared = (d * d).sum(dim=dims, keepdim=True)
+    norm_squared_v = (v * v).sum(dim=dims, keepdim=True)
+    inner = (d * v).sum(dim=dims, keepdim=True)
+    p = d - (v * inner) / (lam + norm_squared_v)
+    norm_p = torch.sqrt((p * p).sum(dim=dims, keepdim=True))
+    return p * torch.sqrt(norm_squared) / norm_p
+
+
 STEP_RULES = ("plain", "preconditioned")
+STEP_SIZES = ("batch", "per_sample")
+
+
+def _mean_norm(v: torch.Tensor, per_sample: bool) -> torch.Tensor:
+    """Row norms of (B, d) ``v``: their batch mean (a scalar) or each sample's own, shaped (B, 1)."""
+    norms = v.norm(dim=1, keepdim=True)
+    return norms if per_sample else norms.mean()
 
 
 def _langevin_step(x: torch.Tensor, score: torch.Tensor, apply_p: Callable, apply_p_half: Callable, snr: float,
                    generator: torch.Generator | None, step_rule: str = "plain",
-                   p_trace: torch.Tensor | None = None) -> torch.Tensor:
-    """One preconditioned Langevin step ``x + h P s + sqrt(2h) P^{1/2} xi`` (norms averaged over the batch, as in
-    Song et al.'s reference code; a per-sample rule gives huge steps to samples sitting at a mode).
+                   p_trace: torch.Tensor | None = None, step_size: str = "batch") -> torch.Tensor:
+    """One preconditioned Langevin step ``x + h P s + sqrt(2h) P^{1/2} xi``.
+
+    ``step_size="batch"`` averages the norms over the batch, as Song et al.'s reference code does (then one
+    sample's trajectory depends on the others in its batch); ``"per_sample"`` uses each sample's own norms, so a
+    sample's trajectory is independent of its batch (but samples sitting at a mode, with a small score, get large
+    steps).
 
     ``step_rule="plain"``: ``h = 2 (snr mean|xi| / mean|s|)²`` is Song et al.'s step for ``P = I`` and ``P`` is
     normalised to mean eigenvalue 1 (``P d / tr P`` per sample), so that the preconditioner only redistributes
@@ -92,6 +119,7 @@ def _langevin_step(x: torch.Tensor, score: torch.Tensor, apply_p: Callable, appl
     the step when ``P`` shrinks the drift along the score (LM with u = s does exactly that) while the noise stays
     isotropic in the other d - r directions; on the 16-D mixture both diverge (SW2 > 10 at NFE 10).
     """
+    per_sample = step_size == "per_sample"
     xi = torch.randn(x.shape, dtype=x.dtype, device=x.device, generator=generator)
     xf, sf, xif = _flat(x), _flat(score), _flat(xi)
     drift = apply_p(sf)
@@ -99,9 +127,9 @@ def _langevin_step(x: torch.Tensor, score: torch.Tensor, apply_p: Callable, appl
     if step_rule == "plain":
         scale = (sf.shape[1] / p_trace).reshape(-1, 1) if p_trace is not None else 1.0
         drift, noise = drift * scale, noise * scale**0.5
-        h = 2.0 * (snr * xif.norm(dim=1).mean() / sf.norm(dim=1).mean().clamp_min(1e-300)) ** 2
+        h = 2.0 * (snr * _mean_norm(xif, per_sample) / _mean_norm(sf, per_sample).clamp_min(1e-300)) ** 2
     else:
-        h = 2.0 * (snr * noise.norm(dim=1).mean() / drift.norm(dim=1).mean().clamp_min(1e-300)) ** 2
+        h = 2.0 * (snr * _mean_norm(noise, per_sample) / _mean_norm(drift, per_sample).clamp_min(1e-300)) ** 2
     return (xf + h * drift + torch.sqrt(2.0 * h) * noise).reshape(x.shape)
 
 
@@ -137,6 +165,7 @@ class LMCorrection:
         n_steps: corrector steps per noise level (>= 1).
         step_rule: "plain" (default: Song's step for P = I, P normalised to mean eigenvalue 1) or
             "preconditioned" (SNR rule on the preconditioned drift/noise; unstable, see ``_langevin_step``).
+        step_size: "batch" (Song et al.: norms averaged over the batch) or "per_sample" (each sample's own).
 
     Reference: arXiv 2505.24222 (method); zituitui/LML-diffusion-sampler (operator, defaults); Song et al. 2021.
     """
@@ -151,8 +180,11 @@ class LMCorrection:
     snr: float = 0.16
     n_steps: int = 1
     step_rule: str = "plain"
+    step_size: str = "batch"
 
     def __post_init__(self) -> None:
+        if self.step_size not in STEP_SIZES:
+            raise ValueError(f"step_size must be one of {STEP_SIZES}, got {self.step_size!r}")
         if self.step_rule not in STEP_RULES:
             raise ValueError(f"step_rule must be one of {STEP_RULES}, got {self.step_rule!r}")
         if self.mode not in MODES:
@@ -213,7 +245,7 @@ class LMCorrection:
             x = _langevin_step(x, -eps / sigma,
                                lambda g: woodbury_solve(U, lam_t, g),
                                lambda z: lowrank_inv_sqrt(U, lam_t, z), self.snr, generator,
-                               self.step_rule, lowrank_inv_trace(U, lam_t))
+                               self.step_rule, lowrank_inv_trace(U, lam_t), self.step_size)
         return x
 
 
@@ -223,6 +255,8 @@ class _Corrector:
     kind = "corrector"
 
     def _check(self) -> None:
+        if self.step_size not in STEP_SIZES:
+            raise ValueError(f"step_size must be one of {STEP_SIZES}, got {self.step_size!r}")
         if self.step_rule not in STEP_RULES:
             raise ValueError(f"step_rule must be one of {STEP_RULES}, got {self.step_rule!r}")
         if not self.snr > 0:
@@ -244,6 +278,7 @@ class LangevinCorrection(_Corrector):
     snr: float = 0.16
     n_steps: int = 1
     step_rule: str = "plain"      # with P = I both rules are the same
+    step_size: str = "batch"      # or "per_sample"
 
     def __post_init__(self) -> None:
         self._check()
@@ -252,7 +287,7 @@ class LangevinCorrection(_Corrector):
         _, sigma = schedule.alpha_sigma(t)
         for _ in range(self.n_steps):
             score = -_flat(eps_fn(x, t)).to(x.dtype) / float(sigma)
-            x = _langevin_step(x, score, lambda g: g, lambda z: z, self.snr, generator)
+            x = _langevin_step(x, score, lambda g: g, lambda z: z, self.snr, generator, step_size=self.step_size)
         return x
 
 
@@ -271,6 +306,7 @@ class ExactHessianCorrection(_Corrector):
     snr: float = 0.16
     n_steps: int = 1
     step_rule: str = "plain"
+    step_size: str = "batch"
 
     def __post_init__(self) -> None:
         self._check()
@@ -293,5 +329,61 @@ class ExactHessianCorrection(_Corrector):
                 return torch.einsum("bij,bj,bkj,bk->bi", Q, e**power, Q, g)
 
             x = _langevin_step(x, score, lambda g: apply(g, -1.0), lambda z: apply(z, -0.5), self.snr, generator,
-                               self.step_rule, (1.0 / e).sum(1))
+                               self.step_rule, (1.0 / e).sum(1), self.step_size)
         return x
+
+
+@dataclasses.dataclass(frozen=True)
+class RoundingNoiseControl:
+    """Control for the released fp32 operator: adds *explicit* random noise of the same per-sample size.
+
+    At each call it computes the perturbation ``delta = LM_fp32(d) - d`` that the released float32 formula would
+    make (kappa = 0: pure cancellation noise) and returns ``(d + e) |d| / |d + e|`` with random ``e`` of the same
+    per-sample norm ``|delta|``, drawn from its own seeded generator (renormalised to ``|d|`` as the operator
+    renormalises: the noise then also shrinks the deterministic part of the step, as the operator's does):
+
+    * ``structure="isotropic"``: ``e ∝ xi``, ``xi ~ N(0, I)`` (random direction);
+    * ``structure="multiplicative"``: ``e ∝ |d| ⊙ xi`` per element, the shape of float rounding errors (an
+      element's rounding error scales with its magnitude).
+
+    If the released operator's effect on sample quality equals a control's, the effect is noise injection, not
+    curvature information.
+
+    Args:
+        lam: the damping whose fp32 rounding noise is matched.
+        seed: seeds the control's generator (fresh per sampling call).
+        structure: "isotropic" or "multiplicative".
+        apply_to: the sampler hook, as for :class:`LMCorrection`.
+    """
+
+    lam: float = 8e-4
+    seed: int = 0
+    structure: str = "isotropic"
+    apply_to: str = "auto"
+    kind: str = dataclasses.field(default="operator", init=False)
+
+    def __post_init__(self) -> None:
+        if not self.lam > 0:
+            raise ValueError(f"lam must be > 0, got {self.lam}")
+        if self.apply_to not in APPLY_TO:
+            raise ValueError(f"apply_to must be one of {APPLY_TO}, got {self.apply_to!r}")
+        if self.structure not in ("isotropic", "multiplicative"):
+            raise ValueError(f"structure must be 'isotropic' or 'multiplicative', got {self.structure!r}")
+
+    def start(self) -> dict[str, Any]:
+        return {"generator": None}
+
+    def transform(self, d: torch.Tensor, hook: str, t: float, t_max: float, state: dict) -> torch.Tensor:
+        if self.apply_to not in ("auto", hook):
+            raise ValueError(f"RoundingNoiseControl(apply_to={self.apply_to!r}) cannot be used at hook {hook!r}")
+        if state["generator"] is None:
+            state["generator"] = torch.Generator(d.device).manual_seed(self.seed)
+        d32 = d.float()
+        delta = _flat(released_lm_correct(d32, None, self.lam, 0.0) - d32).to(d.dtype)
+        xi = torch.randn(_flat(d).shape, dtype=d.dtype, device=d.device, generator=state["generator"])
+        if self.structure == "multiplicative":
+            xi = xi * _flat(d).abs()
+        df = _flat(d)
+        out = df + delta.norm(dim=1, keepdim=True) / xi.norm(dim=1, keepdim=True) * xi
+        return (out * (df.norm(dim=1, keepdim=True) / out.norm(dim=1, keepdim=True))).reshape(d.shape)
+

@@ -48,7 +48,9 @@ def lowrank_inv_sqrt(U: torch.Tensor, lam, z: torch.Tensor) -> torch.Tensor:
 
 
 def lowrank_inv_trace(U: torch.Tensor, lam) -> torch.Tensor:
-    """``tr (lam I + U U^T)^{-1} = (d - r) / lam + sum_i 1 / (lam + m_i)``, m = eig(U^T U). Shapes: (B, d, r) -> (B,)."""
+    """``tr (lam I + U U^T)^{-1} = (d - r) / lam + sum_i 1 / (lam + m_i)``, m = eig(U^T U).
+
+    Shapes: (B, d, r) -> (B,)."""
     d, r = U.shape[1], U.shape[2]
     lam_b = _lam(lam, U)[:, 0]
     m = torch.linalg.eigvalsh(U.transpose(1, 2) @ U).clamp_min(0.0)

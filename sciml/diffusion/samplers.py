@@ -1,15 +1,22 @@
 """Diffusion samplers behind one entry point, :func:`sample`, with network-evaluation (NFE) accounting.
 
 Every sampler integrates from pure noise at the grid's first time to its end time using only
-``eps_model(x, t)`` (any callable, an ``nn.Module`` included; ``t`` is a (B,) tensor of the schedule's time
-values in ``x``'s dtype). All steps are written with the schedule's ``alpha_t, sigma_t`` so that they stay
-finite when the last step lands on ``sigma = 0`` (the clean end of a discrete schedule).
+``eps_model(x, t)`` (any callable, an ``nn.Module`` included). ``t`` is a (B,) tensor of the schedule's time
+values in float32, or float64 when the samples are float64: never in a low-precision sample dtype, so a bf16/fp16
+model receives integer timesteps exactly (999, 899, ..., not bf16's 1000, 900, ...).
 
-Reference: Song, Meng, Ermon 2021 (DDIM, arXiv 2010.02502, eq. 12 and 16); Lu et al. 2022 (DPM-Solver,
-arXiv 2206.00927) and 2022b (DPM-Solver++, arXiv 2211.01095, Alg. 2 and App. B, multistep with the "midpoint"
-second-order and the third-order formulas as in diffusers' ``DPMSolverMultistepScheduler``); Karras et al. 2022
-(arXiv 2206.00364, Alg. 1, Euler/Heun in ``sigma/alpha``); Lipman et al. 2023 (flow matching, Euler);
-Song et al. 2021 (arXiv 2011.13456, predictor-corrector with the SNR rule).
+The solvers themselves are step objects in :mod:`sciml.diffusion.solvers`, looked up in a registry: a new sampler
+is a registered class and ``sample()`` does not change.
+
+diffusers conventions (all options, documented per argument of :func:`sample`):
+
+* grids: ``spacing="linspace" | "leading" | "trailing"`` are computed as the *corresponding* diffusers scheduler
+  computes them (DDIM/PNDM, DPM-Solver/UniPC and Euler/Heun use three different formulas under the same names;
+  see :mod:`sciml.diffusion.schedules`); ``spacing="diffusers"`` picks that scheduler's default spacing and
+  ``end="diffusers"`` its default end point (t = 0 for PNDM and the noise-form DPM-Solvers);
+* start: ``start="sigma_max"`` starts from ``sigma_T z`` in VP scale, i.e. ``sigma_max z`` in Karras scale, as
+  diffusers' Euler/Heun do on linspace/trailing grids; ``start="diffusers"`` picks what the diffusers scheduler
+  does; the default ``"vp"`` starts from ``z``.
 """
 
 from __future__ import annotations
@@ -22,12 +29,31 @@ import torch
 
 from sciml.core import Result, Status, check_generator, report_status
 from sciml.diffusion.lml import LangevinCorrection
-from sciml.diffusion.schedules import FlowSchedule, VPSchedule, check_schedule
+from sciml.diffusion.schedules import FlowSchedule, check_schedule
+from sciml.diffusion.solvers import SAMPLER_REGISTRY, SolverStep
 
-SAMPLERS = ("ddim", "dpm_solver", "dpm_solver++", "euler", "heun", "flow_euler", "langevin_pc")
 PREDICTIONS = ("eps", "velocity")
-_HOOK = {"ddim": "eps_direction", "langevin_pc": "eps_direction", "dpm_solver": "increment",
-         "dpm_solver++": "increment", "euler": "velocity", "heun": "velocity", "flow_euler": "velocity"}
+STARTS = ("vp", "sigma_max", "diffusers")
+_UNSET = None
+
+
+class _SamplerNames:
+    """Live, sorted view of the registered sampler names (``"ddim" in SAMPLERS``, ``tuple(SAMPLERS)``)."""
+
+    def __iter__(self):
+        return iter(sorted(SAMPLER_REGISTRY))
+
+    def __contains__(self, name: object) -> bool:
+        return name in SAMPLER_REGISTRY
+
+    def __len__(self) -> int:
+        return len(SAMPLER_REGISTRY)
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+
+SAMPLERS = _SamplerNames()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +82,9 @@ class _Counted:
         self.model, self.schedule, self.prediction, self.count = model, schedule, prediction, 0
 
     def __call__(self, x: torch.Tensor, t) -> torch.Tensor:
-        t_b = torch.full((x.shape[0],), float(t), dtype=x.dtype, device=x.device)
+        # float32 represents every integer timestep < 2^24 exactly; bf16 would round 999 to 1000
+        t_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+        t_b = torch.full((x.shape[0],), float(t), dtype=t_dtype, device=x.device)
         out = self.model(x, t_b)
         self.count += 1
         if not isinstance(out, torch.Tensor) or out.shape != x.shape:
@@ -65,201 +93,161 @@ class _Counted:
         # one reduction instead of an elementwise isfinite (40% of a solver step): a NaN/Inf makes the sum
         # non-finite; only then is the exact check run (a finite sum that overflows is not an error).
         if not math.isfinite(float(out.sum())) and not bool(torch.isfinite(out).all()):
-            raise ValueError(f"eps_model returned NaN or Inf at t = {float(t):.6g}")
+            raise ValueError(f"eps_model returned NaN or Inf at t = {float(t):.6g} (evaluation {self.count}); "
+                             "check the model and its input scale")
         out = out.to(x.dtype)
         if self.prediction == "velocity":                 # flow path: v = eps - x_0, x = (1 - t) x_0 + t eps
             out = x + (1.0 - float(t)) * out
         return out
 
 
-def _coefs(schedule, ts: torch.Tensor) -> list[tuple[float, float, float]]:
-    """``(alpha, sigma, lambda)`` of every grid time as Python floats (computed once, vectorised)."""
-    alpha, sigma = schedule.alpha_sigma(ts)
-    out = []
-    for a, s in zip(alpha.tolist(), sigma.tolist()):
-        out.append((a, s, math.log(a) - math.log(s) if s > 0 else math.inf))
-    return out
-
-
-def _steps_for(sampler: str, nfe: int, corrector_evals: int, ends_clean: bool) -> int:
+def _steps_for(solver: type[SolverStep], nfe: int, corrector_evals: int, ends_clean: bool, opts: dict) -> int:
     """Largest number of predictor steps whose total NFE fits the budget."""
     def evals(n: int) -> int:
-        base = (2 * n - 1 if ends_clean else 2 * n) if sampler == "heun" else n
-        return base + (n - 1) * corrector_evals
+        return solver.evals(n, ends_clean, opts) + (n - 1) * corrector_evals
 
     n = 0
     while evals(n + 1) <= nfe:
         n += 1
     if n == 0:
-        raise ValueError(f"nfe={nfe} is too small for sampler {sampler!r} with this correction "
+        raise ValueError(f"nfe={nfe} is too small for sampler {solver.name!r} with this correction "
                          f"(one step needs {evals(1)} evaluations)")
     return n
 
 
+def _solver_class(sampler: str) -> type[SolverStep]:
+    if not isinstance(sampler, str) or sampler not in SAMPLER_REGISTRY:
+        raise ValueError(f"unknown sampler {sampler!r}; valid choices: {', '.join(SAMPLERS)}")
+    return SAMPLER_REGISTRY[sampler]
+
+
+def _options(solver: type[SolverStep], given: dict) -> dict:
+    """The sampler-specific keywords that were set; one the sampler does not use is an error, not ignored."""
+    used = {k: v for k, v in given.items() if v is not _UNSET}
+    for key in used:
+        if key not in solver.options:
+            takes = ", ".join(solver.options) or "none"
+            raise ValueError(f"sampler {solver.name!r} does not use {key}={used[key]!r} (it would be ignored); "
+                             f"its options: {takes}")
+    return used
+
+
 def sample(eps_model: Callable, schedule, shape: tuple[int, ...], sampler: str = "ddim", nfe: int = 10,
-           correction=None, generator: torch.Generator | None = None, *, eta: float = 0.0, order: int = 2,
-           spacing: str | None = None, x_init: torch.Tensor | None = None, dtype: torch.dtype = torch.float64,
-           device: torch.device | str | None = None, prediction: str = "eps", lower_order_final: bool = True,
-           snr: float = 0.16) -> SampleResult:
+           correction=None, generator: torch.Generator | None = None, *, eta: float | None = None,
+           order: int | None = None, spacing: str | None = None, x_init: torch.Tensor | None = None,
+           dtype: torch.dtype = torch.float64, device: torch.device | str | None = None, prediction: str = "eps",
+           lower_order_final: bool | None = None, snr: float | None = None, start: str = "vp",
+           end: str = "clean", steps_offset: int = 0) -> SampleResult:
     """Draw samples by integrating the reverse process with ``nfe`` network evaluations in total.
 
     Args:
-        eps_model: ``eps_model(x, t) -> eps`` (or velocity, see ``prediction``); ``t`` is a (B,) tensor.
+        eps_model: ``eps_model(x, t) -> eps`` (or velocity, see ``prediction``); ``t`` is a (B,) float32 tensor
+            (float64 for float64 samples) of the schedule's times: integer DDPM steps, fractional ones on the
+            Euler/Heun linspace grid, [0, 1] on continuous schedules.
         schedule: :class:`VPSchedule` or :class:`FlowSchedule`.
-        shape: (B, ...) shape of the samples.
-        sampler: one of "ddim", "dpm_solver" (noise prediction), "dpm_solver++" (data prediction), "euler",
-            "heun", "flow_euler" (FlowSchedule only), "langevin_pc" (DDIM predictor + Langevin corrector).
+        shape: (B, ...) shape of the samples, B >= 1.
+        sampler: a registered name (``SAMPLERS``): "ddim", "dpm_solver" (noise prediction), "dpm_solver++" (data
+            prediction), "sde_dpm_solver", "sde_dpm_solver++", "unipc", "pndm" (PLMS), "euler", "heun",
+            "flow_euler" (FlowSchedule only), "langevin_pc" (DDIM predictor + Langevin corrector).
         nfe: total budget of network evaluations (>= 1). Steps: nfe for one-evaluation samplers; Heun uses
-            2 per step (1 for a last step onto sigma = 0); each corrector step costs 1.
+            2 per step (1 for a last step onto sigma = 0); PNDM steps + 1; each corrector step costs 1.
         correction: None, an ``LMCorrection`` or a corrector (``LangevinCorrection``, ``ExactHessianCorrection``).
         generator: for the initial noise and every stochastic step.
-        eta: DDIM stochasticity (0 = deterministic DDIM, 1 = DDPM-like); VP schedules only.
-        order: DPM-Solver multistep order 1, 2 or 3.
-        spacing: the schedule's grid spacing (see ``schedule.grid``).
-        x_init: optional initial noise of ``shape`` (drawn from N(0, I) otherwise).
+        eta: DDIM / langevin_pc only: stochasticity (0 = deterministic DDIM, 1 = DDPM-like); VP schedules only.
+        order: multistep samplers only (DPM-Solver(++) 1-3, UniPC 1-3, SDE-DPM-Solver(++) 1-2); default 2.
+        spacing: the grid spacing. Discrete schedules: "trailing" (default), "leading", "linspace" (computed as
+            the sampler's diffusers scheduler computes them), "logsnr", or "diffusers" (that scheduler's
+            default: DDIM/PNDM leading, DPM-Solver/UniPC/Euler/Heun linspace). Continuous: "logsnr" or "uniform".
+        x_init: optional initial noise of ``shape`` (drawn from N(0, I) otherwise), before the ``start`` scaling.
         dtype, device: of the samples (default float64; device of ``x_init`` or cpu).
         prediction: "eps" or "velocity" (flow-matching models, FlowSchedule only).
-        lower_order_final: DPM-Solver's diffusers default (first order on the last step, at most second order
-            on the one before when there are fewer than 15 steps).
-        snr: the Langevin corrector's SNR for ``sampler="langevin_pc"`` without an explicit correction.
+        lower_order_final: multistep samplers only: diffusers' default True (first order on the last step, at
+            most second order on the one before when there are fewer than 15 steps; UniPC: order limited by the
+            steps left).
+        snr: langevin_pc only: the Langevin corrector's SNR (default 0.16).
+        start: "vp" (default: x_T = z), "sigma_max" (x_T = sigma_T z, diffusers' Euler/Heun on linspace/trailing
+            grids, i.e. sigma_max z in Karras scale) or "diffusers" (what the sampler's diffusers scheduler does).
+        end: discrete schedules: "clean" (default: the last step lands on sigma = 0), "zero" (on t = 0, as
+            diffusers' ``set_alpha_to_one=False`` / ``final_sigmas_type="sigma_min"`` and the released LML
+            scheduler) or "diffusers" (the sampler's diffusers default).
+        steps_offset: diffusers' ``steps_offset`` for "leading" grids.
 
     Returns:
         :class:`SampleResult` with ``.samples`` and ``.nfe``.
 
-    Differs from diffusers' DDIM: the previous timestep is the next grid point, not ``t - T // steps``; the two
-    agree whenever ``steps`` divides T (e.g. 5, 10, 20, 50 of 1000).
+    Differs from diffusers' DDIM on trailing/linspace grids when ``steps`` does not divide T: diffusers steps from
+    t to ``t - T // steps`` (not the next grid point); the leading grid (its default) agrees exactly.
     """
-    if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; valid choices: {', '.join(SAMPLERS)}")
+    solver = _solver_class(sampler)
+    opts = _options(solver, {"eta": eta, "order": order, "lower_order_final": lower_order_final, "snr": snr})
     check_schedule(schedule)
     if not isinstance(nfe, int) or isinstance(nfe, bool) or nfe < 1:
         raise ValueError(f"nfe must be an int >= 1, got {nfe!r}")
     if not callable(eps_model):
         raise ValueError("eps_model must be callable as eps_model(x, t)")
-    if order not in (1, 2, 3):
-        raise ValueError(f"order must be 1, 2 or 3, got {order!r}")
     if prediction not in PREDICTIONS:
         raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+    if start not in STARTS:
+        raise ValueError(f"start must be one of {STARTS}, got {start!r}")
     is_flow = isinstance(schedule, FlowSchedule)
-    if (prediction == "velocity" or sampler == "flow_euler") and not is_flow:
+    if (prediction == "velocity" or solver.needs_flow) and not is_flow:
         raise ValueError("prediction='velocity' and sampler='flow_euler' need a FlowSchedule")
-    if eta < 0 or (eta > 0 and not isinstance(schedule, VPSchedule)):
-        raise ValueError(f"eta must be >= 0 (and 0 on a non-VP schedule), got {eta}")
-    if sampler == "langevin_pc" and correction is None:
-        correction = LangevinCorrection(snr=snr)
+    shape = tuple(int(n) for n in shape)
+    if len(shape) < 2 or min(shape) < 1:
+        raise ValueError(f"shape must be (B, ...) with B >= 1 and no empty axis, got {shape} "
+                         "(an empty batch has nothing to sample)")
+
     kind = getattr(correction, "kind", None)
     if correction is not None and kind not in ("operator", "corrector"):
         raise ValueError("correction must be an LMCorrection, LangevinCorrection or ExactHessianCorrection")
+    if sampler == "langevin_pc":
+        if kind == "operator":
+            raise ValueError("sampler 'langevin_pc' is DDIM + a Langevin corrector; an LM operator "
+                             "(LMCorrection(mode='code')) would replace that corrector. Use sampler='ddim' with the "
+                             "operator, or pass a corrector (LangevinCorrection, LMCorrection(mode='lm_langevin'))")
+        if correction is None:
+            correction = LangevinCorrection(snr=opts.get("snr", 0.16))
+            kind = "corrector"
+    if kind == "operator" and solver.hook is None:
+        raise ValueError(f"sampler {sampler!r} has no LM hook (the released LML code has no LM variant of it); "
+                         "use an ODE sampler or a corrector")
 
     if x_init is not None:
-        if tuple(x_init.shape) != tuple(shape):
-            raise ValueError(f"x_init has shape {tuple(x_init.shape)} but shape={tuple(shape)}")
+        if tuple(x_init.shape) != shape:
+            raise ValueError(f"x_init has shape {tuple(x_init.shape)} but shape={shape}")
         x = x_init.clone()
     else:
         dev = torch.device(device) if device is not None else torch.device("cpu")
         check_generator(generator, dev)
-        x = torch.randn(tuple(shape), dtype=dtype, device=dev, generator=generator)
+        x = torch.randn(shape, dtype=dtype, device=dev, generator=generator)
 
-    probe = schedule.grid(1, spacing)
+    if spacing == "diffusers":
+        spacing = solver.diffusers_spacing if getattr(schedule, "kind", "") == "discrete" else None
+    end = solver.diffusers_end if end == "diffusers" else end
+    grid_kw = {"family": solver.grid_family, "end": end, "steps_offset": steps_offset}
+    probe = schedule.grid(1, spacing, **grid_kw)
     ends_clean = float(schedule.alpha_sigma(probe[-1])[1]) == 0.0
     corr_evals = getattr(correction, "n_steps", 1) if kind == "corrector" else 0
-    steps = _steps_for(sampler, nfe, corr_evals, ends_clean)
-    ts = schedule.grid(steps, spacing)
+    steps = _steps_for(solver, nfe, corr_evals, ends_clean, opts)
+    ts = schedule.grid(steps, spacing, **grid_kw)
+    if start == "diffusers":
+        start = "sigma_max" if solver.grid_family == "karras" and spacing in ("linspace", "trailing") else "vp"
+    if start == "sigma_max":
+        x = x * float(schedule.alpha_sigma(ts[0])[1])
     model = _Counted(eps_model, schedule, prediction)
     state = correction.start() if correction is not None else {}
-    hook = _HOOK[sampler]
 
     def lm(d: torch.Tensor, t: float) -> torch.Tensor:
         if kind != "operator":
             return d
-        return correction.transform(d, hook, t, schedule.t_max, state)
+        return correction.transform(d, solver.hook, t, schedule.t_max, state)
 
-    history: list[tuple[torch.Tensor, float]] = []       # DPM-Solver: (model output, lambda) of previous steps
-    coefs = _coefs(schedule, ts)
-    times = ts.tolist()
-    for i in range(steps):
-        t_s, t_t = times[i], times[i + 1]
-        a_s, s_s, l_s = coefs[i]
-        a_t, s_t, l_t = coefs[i + 1]
-        eps = model(x, t_s)
-        if sampler in ("ddim", "langevin_pc"):
-            x0 = (x - s_s * eps) / a_s
-            std = 0.0
-            if eta > 0:
-                std = eta * math.sqrt((s_t**2 / s_s**2) * (1.0 - a_s**2 / a_t**2))
-            x_new = a_t * x0 + math.sqrt(max(s_t**2 - std**2, 0.0)) * lm(eps, t_s)
-            if std > 0:
-                x_new = x_new + std * torch.randn(x.shape, dtype=x.dtype, device=x.device, generator=generator)
-            x = x_new
-        elif sampler in ("euler", "heun"):
-            xs, sig_s, sig_t = x / a_s, s_s / a_s, s_t / a_t      # Karras variables: dx~/dsigma~ = eps
-            d = eps
-            if sampler == "heun" and s_t > 0:
-                d2 = model(a_t * (xs + (sig_t - sig_s) * d), t_t)
-                d = 0.5 * (d + d2)
-            x = a_t * (xs + (sig_t - sig_s) * lm(d, t_s))
-        elif sampler == "flow_euler":
-            x0 = (x - s_s * eps) / a_s
-            x = x + (t_t - t_s) * lm(eps - x0, t_s)
-        else:
-            x = _dpm_step(sampler, x, eps, history, (a_s, s_s, l_s), (a_t, s_t, l_t), order, i, steps,
-                          lower_order_final, ends_clean, lambda d: lm(d, t_s))
-        if kind == "corrector" and i < steps - 1:
-            x = correction.correct(x, torch.tensor(t_t, dtype=torch.float64), model, schedule, state, generator)
+    stepper = solver(schedule, ts, model, lm, generator, **opts)
+    for i in range(stepper.steps):
+        x = stepper.step(x, i)
+        if kind == "corrector" and i < stepper.steps - 1:
+            x = correction.correct(x, torch.tensor(stepper.times[i + 1], dtype=torch.float64), model, schedule,
+                                   state, generator)
     status = Status.CONVERGED if bool(torch.isfinite(x).all()) else Status.NONFINITE
     report_status(status, f"sample({sampler})", f"nfe={model.count}")
     return SampleResult(samples=x, nfe=model.count, timesteps=ts, sampler=sampler, status=status)
-
-
-def _dpm_step(sampler, x, eps, history, s_coef, t_coef, order, i, steps, lower_order_final, ends_clean, lm):
-    """One DPM-Solver(++) multistep update ``x_t = a x_s + d``; ``d`` goes through the LM hook."""
-    a_s, s_s, l_s = s_coef
-    a_t, s_t, l_t = t_coef
-    data = sampler == "dpm_solver++"
-    m0 = (x - s_s * eps) / a_s if data else eps
-    history.append((m0, l_s))
-    final = i == steps - 1 and (ends_clean or (lower_order_final and steps < 15))
-    second_last = i == steps - 2 and lower_order_final and steps < 15
-    use = min(order, len(history))
-    if final:
-        use = 1
-    elif second_last:
-        use = min(use, 2)
-    h = l_t - l_s
-    D1_0, D1, D2 = _differences(history, l_s, h, use)
-    if data:
-        a = s_t / s_s
-        phi = -a_t * math.expm1(-h) if math.isfinite(h) else a_t      # alpha_t (1 - e^{-h})
-        d = phi * m0
-        if use == 2:
-            d = d + 0.5 * phi * D1_0
-        elif use == 3:
-            em = math.expm1(-h)
-            d = d + a_t * (em / h + 1.0) * D1 - a_t * ((em + h) / h**2 - 0.5) * D2
-    else:
-        a = a_t / a_s
-        phi = a_t * s_s / a_s - s_t                                     # sigma_t (e^h - 1), finite at sigma_t = 0
-        d = -phi * m0
-        if use == 2:
-            d = d - 0.5 * phi * D1_0
-        elif use == 3:
-            ep = math.expm1(h)
-            d = d - s_t * (ep / h - 1.0) * D1 - s_t * ((ep - h) / h**2 - 0.5) * D2
-    if len(history) > 3:
-        history.pop(0)
-    return a * x + lm(d)
-
-
-def _differences(history, l_s: float, h: float, use: int):
-    """DPM-Solver's scaled divided differences ``(D1_0, D1, D2)`` of the last ``use`` model outputs (None if unused)."""
-    if use < 2:
-        return None, None, None
-    m0, m1, l_1 = history[-1][0], history[-2][0], history[-2][1]
-    r0 = (l_s - l_1) / h
-    D1_0 = (m0 - m1) / r0
-    if use == 2:
-        return D1_0, None, None
-    m2, l_2 = history[-3]
-    r1 = (l_1 - l_2) / h
-    D1_1 = (m1 - m2) / r1
-    return D1_0, D1_0 + (r0 / (r0 + r1)) * (D1_0 - D1_1), (D1_0 - D1_1) / (r0 + r1)

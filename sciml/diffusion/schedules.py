@@ -5,8 +5,22 @@ only use :meth:`Schedule.alpha_sigma` and :meth:`Schedule.grid`; the model is ca
 values (integer timesteps for the discrete DDPM schedule, floats in [0, 1] otherwise).
 
 The grid's last entry is the *end* time: for the discrete schedule it is ``-1`` (the clean sample, alpha = 1,
-sigma = 0, diffusers' ``set_alpha_to_one=True`` / ``final_sigmas_type="zero"``); for the continuous schedules it
-is ``t_end`` (default 1e-3, where sigma is ~0.01), as in DPM-Solver's reference code.
+sigma = 0, diffusers' ``set_alpha_to_one=True`` / ``final_sigmas_type="zero"``) or, with ``end="zero"``, the
+first training step ``t = 0`` (diffusers' ``set_alpha_to_one=False`` / ``final_sigmas_type="sigma_min"``, and the
+released LML DPM-Solver scheduler); for the continuous schedules it is ``t_end`` (default 1e-3, where sigma is
+~0.01), as in DPM-Solver's reference code.
+
+Discrete grids follow diffusers' ``set_timesteps`` formulas, which differ between scheduler families (same
+spacing name, different grids), so :meth:`VPSchedule.grid` takes the family:
+
+* ``"ddim"`` (``DDIMScheduler``, ``PNDMScheduler``): N integer timesteps, linspace rounded;
+* ``"multistep"`` (``DPMSolverMultistepScheduler``, ``UniPCMultistepScheduler``): N + 1 points of which the last is
+  dropped (linspace of 5 steps: [999, 799, 599, 400, 200], where the DDIM family gives [999, 749, 500, 250, 0]);
+* ``"karras"`` (``EulerDiscreteScheduler``, ``HeunDiscreteScheduler``): like "ddim" but linspace is *not*
+  rounded (fractional float32 timesteps; the model sees them and alpha/sigma are interpolated, see below).
+
+Fractional discrete times (the "karras" linspace grid) use diffusers' interpolation: the Karras sigma
+``sqrt((1 - acp) / acp)`` is interpolated linearly in t and converted back by ``alpha = 1 / sqrt(1 + s²)``.
 """
 
 from __future__ import annotations
@@ -19,6 +33,8 @@ import torch
 
 DISCRETE_SPACINGS = ("trailing", "leading", "linspace", "logsnr")
 CONTINUOUS_SPACINGS = ("uniform", "logsnr")
+GRID_FAMILIES = ("ddim", "multistep", "karras")
+ENDS = ("clean", "zero")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,11 +115,20 @@ class VPSchedule:
             sigma = torch.sqrt(-torch.expm1(2.0 * log_alpha))
             return alpha, sigma
         acp = self._acp_table.to(t.device)
-        idx = t.round().long() + 1
-        if bool(((idx < 0) | (idx > self.num_train_timesteps)).any()):
+        if bool(((t < -1) | (t > self.num_train_timesteps - 1)).any()):
             raise ValueError(f"discrete timesteps must lie in [-1, {self.num_train_timesteps - 1}]")
-        a2 = acp[idx]
-        return a2.sqrt(), (1.0 - a2).sqrt()
+        whole = t == t.round()
+        a2 = acp[t.round().long() + 1]
+        alpha, sigma = a2.sqrt(), (1.0 - a2).sqrt()
+        if bool(whole.all()):
+            return alpha, sigma
+        # fractional t in [0, T - 1]: diffusers' np.interp of the Karras sigma between the neighbouring steps
+        lo = t.floor().clamp(0, self.num_train_timesteps - 2)
+        w = t - lo
+        s_table = ((1.0 - acp[1:]) / acp[1:]).sqrt()
+        s_k = (1.0 - w) * s_table[lo.long()] + w * s_table[lo.long() + 1]
+        a_k = torch.rsqrt(1.0 + s_k**2)
+        return torch.where(whole, alpha, a_k), torch.where(whole, sigma, s_k * a_k)
 
     def log_snr(self, t: torch.Tensor | float) -> torch.Tensor:
         """``lambda_t = log(alpha_t / sigma_t)`` (+inf at the clean end of a discrete schedule)."""
@@ -120,16 +145,22 @@ class VPSchedule:
         table = self.log_snr(torch.arange(self.num_train_timesteps, dtype=torch.float64))
         return (table[None, :] - lam.reshape(-1, 1)).abs().argmin(dim=1).double().reshape(lam.shape)
 
-    def grid(self, steps: int, spacing: str | None = None) -> torch.Tensor:
+    def grid(self, steps: int, spacing: str | None = None, family: str = "ddim", end: str = "clean",
+             steps_offset: int = 0) -> torch.Tensor:
         """``steps + 1`` decreasing times from the start (pure noise) to the end time.
 
         Args:
             steps: number of solver steps (>= 1).
-            spacing: discrete: "trailing" (default), "leading", "linspace" (diffusers' names) or "logsnr"
-                (uniform in log-SNR, rounded); continuous: "logsnr" (default) or "uniform".
+            spacing: discrete: "trailing" (default), "leading", "linspace" (diffusers' names, computed as the
+                diffusers scheduler of ``family`` computes them) or "logsnr" (uniform in log-SNR, rounded);
+                continuous: "logsnr" (default) or "uniform".
+            family: discrete only: "ddim", "multistep" or "karras" (see the module docstring).
+            end: discrete only: "clean" (t = -1, sigma = 0) or "zero" (t = 0, sigma = sigma_min).
+            steps_offset: diffusers' ``steps_offset``, added to a "leading" grid.
 
         Returns:
-            float64 tensor of shape (steps + 1,).
+            float64 tensor of shape (steps + 1,) (shorter when a "multistep" grid repeats a timestep, which
+            diffusers removes as well).
         """
         if not isinstance(steps, (int, np.integer)) or steps < 1:
             raise ValueError(f"steps must be an int >= 1, got {steps!r}")
@@ -148,13 +179,23 @@ class VPSchedule:
         spacing = spacing or "trailing"
         if spacing not in DISCRETE_SPACINGS:
             raise ValueError(f"spacing must be one of {DISCRETE_SPACINGS} for a discrete schedule, got {spacing!r}")
+        if family not in GRID_FAMILIES:
+            raise ValueError(f"family must be one of {GRID_FAMILIES}, got {family!r}")
+        if end not in ENDS:
+            raise ValueError(f"end must be one of {ENDS}, got {end!r}")
         T = self.num_train_timesteps
         if steps > T:
             raise ValueError(f"steps ({steps}) cannot exceed the {T} training timesteps")
         if spacing == "trailing":
             ts = np.round(np.arange(T, 0, -T / steps)).astype(np.int64) - 1
+        elif spacing == "leading" and family == "multistep":
+            ts = (np.arange(0, steps + 1) * (T // (steps + 1))).round()[::-1][:-1].astype(np.int64) + steps_offset
         elif spacing == "leading":
-            ts = (np.arange(0, steps) * (T // steps))[::-1].astype(np.int64)
+            ts = (np.arange(0, steps) * (T // steps))[::-1].astype(np.int64) + steps_offset
+        elif spacing == "linspace" and family == "multistep":
+            ts = np.linspace(0, T - 1, steps + 1).round()[::-1][:-1].astype(np.int64)
+        elif spacing == "linspace" and family == "karras":
+            ts = np.linspace(0, T - 1, steps, dtype=np.float32)[::-1].astype(np.float64)
         elif spacing == "linspace":
             ts = np.linspace(0, T - 1, steps).round()[::-1].astype(np.int64)
         else:
@@ -162,7 +203,10 @@ class VPSchedule:
             ts = self.t_of_log_snr(lam).numpy().astype(np.int64)
             if len(set(ts.tolist())) != steps:
                 raise ValueError(f"logsnr spacing with {steps} steps repeats a discrete timestep; use fewer steps")
-        return torch.tensor(np.append(ts, -1), dtype=torch.float64)
+        if family == "multistep":                          # diffusers drops repeated timesteps (steps ~ T)
+            _, first = np.unique(ts, return_index=True)
+            ts = ts[np.sort(first)]
+        return torch.tensor(np.append(ts, -1 if end == "clean" else 0), dtype=torch.float64)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,8 +243,10 @@ class FlowSchedule:
     def t_of_log_snr(self, lam: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(-torch.as_tensor(lam, dtype=torch.float64))
 
-    def grid(self, steps: int, spacing: str | None = None) -> torch.Tensor:
-        """``steps + 1`` times from ``t_start`` to ``t_end``: "uniform" (default) or "logsnr"."""
+    def grid(self, steps: int, spacing: str | None = None, family: str = "ddim", end: str = "clean",
+             steps_offset: int = 0) -> torch.Tensor:
+        """``steps + 1`` times from ``t_start`` to ``t_end``: "uniform" (default) or "logsnr" (``family``, ``end``
+        and ``steps_offset`` are discrete-schedule options, ignored here)."""
         if not isinstance(steps, (int, np.integer)) or steps < 1:
             raise ValueError(f"steps must be an int >= 1, got {steps!r}")
         spacing = spacing or "uniform"

@@ -72,3 +72,19 @@ def test_bad_mixture_inputs():
     mix = gmm_2d_8mode()
     with pytest.raises(ValueError, match="shape"):
         mix.eps(torch.zeros(3, 5, dtype=torch.float64), 0.5, VPSchedule.continuous())
+
+
+def test_isotropic_mixture_equals_the_general_one(gen):
+    from sciml.diffusion.gmm import gmm_isotropic
+
+    iso = gmm_isotropic(6, torch.Generator().manual_seed(0))
+    eye = torch.eye(6, dtype=torch.float64)
+    full = GaussianMixture(iso.weights, iso.means, iso.stds[:, None, None] ** 2 * eye)
+    sch = VPSchedule.ddpm_linear()
+    x = 2.0 * torch.randn(50, 6, dtype=torch.float64, generator=gen)
+    for t in (0.0, 300.0, 999.0):
+        torch.testing.assert_close(iso.eps(x, t, sch), full.eps(x, t, sch), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(iso.log_prob(x, t, sch), full.log_prob(x, t, sch), rtol=1e-12, atol=1e-12)
+    draws = iso.sample(20000, gen)
+    mean = (iso.weights[:, None] * iso.means).sum(0)
+    assert float((draws.mean(0) - mean).abs().max()) < 5 * 0.6 / 20000**0.5 + 0.02

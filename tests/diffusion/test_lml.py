@@ -26,10 +26,11 @@ VP = VPSchedule.continuous()
 DDPM = VPSchedule.ddpm_linear()
 
 
-@pytest.mark.parametrize("sampler,order,schedule", [("ddim", 2, VP), ("dpm_solver", 3, DDPM), ("dpm_solver++", 1, VP),
-                                                    ("dpm_solver++", 2, DDPM), ("dpm_solver++", 3, VP),
-                                                    ("euler", 2, VP), ("heun", 2, DDPM),
-                                                    ("flow_euler", 2, FlowSchedule())])
+@pytest.mark.parametrize("sampler,order,schedule", [("ddim", None, VP), ("dpm_solver", 3, DDPM),
+                                                    ("dpm_solver++", 1, VP), ("dpm_solver++", 2, DDPM),
+                                                    ("dpm_solver++", 3, VP), ("unipc", 3, DDPM), ("pndm", None, DDPM),
+                                                    ("euler", None, VP), ("heun", None, DDPM),
+                                                    ("flow_euler", None, FlowSchedule())])
 def test_code_mode_with_kappa_zero_is_the_identity(sampler, order, schedule):
     lam = 8e-4
     x_init = torch.randn(64, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
@@ -169,3 +170,22 @@ def test_lm_langevin_step_rules_run(step_rule):
     out = sample(MIX.eps_model(VP), VP, (64, 2), "ddim", nfe=7, correction=corr,
                  generator=torch.Generator().manual_seed(0))
     assert out.nfe == 7 and bool(torch.isfinite(out.samples).all())
+
+
+@pytest.mark.parametrize("structure", ["isotropic", "multiplicative"])
+def test_rounding_noise_control_matches_the_fp32_perturbation_size(structure, gen):
+    from sciml.diffusion import RoundingNoiseControl, released_lm_correct
+
+    d = torch.randn(6, 3, 8, 8, generator=gen)
+    ctrl = RoundingNoiseControl(lam=8e-4, seed=1, structure=structure)
+    out = ctrl.transform(d, "increment", 0.5, 1.0, ctrl.start())
+    flat = d.reshape(6, -1)
+    delta = (released_lm_correct(d, None, 8e-4, 0.0) - d).reshape(6, -1).norm(dim=1)
+    # (d + e) renormalised to |d| with |e| = |delta|: |out| = |d| and <out, d> = |d| (|d|² + <e, d>) / |d + e|
+    torch.testing.assert_close(out.reshape(6, -1).norm(dim=1), flat.norm(dim=1), rtol=1e-5, atol=0)
+    cos = (out.reshape(6, -1) * flat).sum(1) / flat.norm(dim=1) ** 2
+    # the component along d shrinks by about 1 / sqrt(1 + (|delta| / |d|)²) (the noise is nearly orthogonal to d)
+    torch.testing.assert_close(cos, 1 / torch.sqrt(1 + (delta / flat.norm(dim=1)) ** 2), rtol=0, atol=0.05)
+    assert float(delta.min()) > 0                                          # fp32 cancellation noise is there
+    with pytest.raises(ValueError, match="structure"):
+        RoundingNoiseControl(structure="gaussian")

@@ -63,3 +63,18 @@ def test_metric_input_errors():
         sliced_w2(torch.zeros(5, 2, dtype=torch.float64), torch.zeros(5, 3, dtype=torch.float64))
     with pytest.raises(ValueError, match="NaN"):
         rbf_mmd2(torch.full((3, 2), float("nan")), torch.zeros(3, 2))
+
+
+def test_paired_comparison_against_scipy():
+    from scipy import stats
+
+    from sciml.diffusion.stats import paired_comparison
+
+    a = np.array([0.30, 0.25, 0.41, 0.28, 0.33, 0.29])
+    b = np.array([0.35, 0.27, 0.40, 0.36, 0.38, 0.31])
+    res = paired_comparison(a, b)
+    lo, hi = stats.ttest_rel(a, b).confidence_interval(0.95)
+    assert abs(res.ci_low - lo) < 1e-12 and abs(res.ci_high - hi) < 1e-12
+    assert res.n_better == 5 and abs(res.sign_p - stats.binomtest(5, 6).pvalue) < 1e-12
+    inf = paired_comparison([np.inf, 1.0, 2.0], [1.0, 2.0, 1.0])
+    assert inf.n == 2 and inf.n_diverged == 1

@@ -49,9 +49,10 @@ def ode_pair():
 
 # Third order is checked against 2.5: the lower-order warm-up steps of a multistep method add an O(h^2)
 # global term that dominates at these step counts.
-@pytest.mark.parametrize("sampler,order,expected_order", [("ddim", 2, 1), ("dpm_solver", 1, 1), ("dpm_solver", 2, 2),
+@pytest.mark.parametrize("sampler,order,expected_order", [("ddim", None, 1), ("dpm_solver", 1, 1), ("dpm_solver", 2, 2),
                                                           ("dpm_solver", 3, 2.5), ("dpm_solver++", 2, 2),
-                                                          ("dpm_solver++", 3, 2.5), ("heun", 2, 2)])
+                                                          ("dpm_solver++", 3, 2.5), ("heun", None, 2),
+                                                          ("unipc", 2, 2), ("unipc", 3, 2.5), ("pndm", None, 2.5)])
 def test_deterministic_samplers_converge_to_pf_ode_at_their_order(ode_pair, sampler, order, expected_order):
     x_init, ref = ode_pair
     errors = []
@@ -169,3 +170,73 @@ def test_bad_sampler_inputs():
     with pytest.raises(ValueError, match="apply_to"):
         sample(model, VP, (4, 2), "ddim", correction=LMCorrection(apply_to="increment"))
     assert np.isfinite(float(sample(model, VP, (4, 2), nfe=2).samples.sum()))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_model_receives_integer_exact_timesteps(dtype):
+    """bf16 rounds 999 to 1000 (outside a T = 1000 model's range): timesteps must not travel in the sample's dtype."""
+    seen = []
+
+    def model(x, t):
+        seen.append(t.clone())
+        return torch.zeros_like(x)
+
+    sch = VPSchedule.ddpm_linear()
+    out = sample(model, sch, (3, 4), "ddim", nfe=10, dtype=dtype, generator=torch.Generator().manual_seed(0))
+    assert out.samples.dtype == dtype
+    assert all(t.dtype == torch.float32 for t in seen)
+    assert [float(t[0]) for t in seen] == [999.0 - 100.0 * k for k in range(10)]
+
+
+def test_per_sample_langevin_step_does_not_depend_on_the_rest_of_the_batch():
+    x_init = torch.randn(8, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    other = x_init.clone()
+    other[4:] *= 3.0                                               # change only samples 4..7
+    runs = {}
+    for rule in ("batch", "per_sample"):
+        corr = LangevinCorrection(snr=0.16, step_size=rule)
+        runs[rule] = [sample(MIX.eps_model(VP), VP, x.shape, "langevin_pc", nfe=9, correction=corr, x_init=x,
+                             generator=torch.Generator().manual_seed(1)).samples[:4] for x in (x_init, other)]
+    torch.testing.assert_close(runs["per_sample"][0], runs["per_sample"][1], rtol=0, atol=1e-12)
+    assert float((runs["batch"][0] - runs["batch"][1]).abs().max()) > 1e-6
+
+
+def test_new_bad_inputs_are_clear_errors():
+    model = MIX.eps_model(VP)
+    with pytest.raises(ValueError, match="does not use eta"):
+        sample(model, VP, (4, 2), "dpm_solver++", eta=0.5)
+    with pytest.raises(ValueError, match="does not use order"):
+        sample(model, VP, (4, 2), "ddim", order=3)
+    with pytest.raises(ValueError, match="langevin_pc.*would replace that corrector"):
+        sample(model, VP, (4, 2), "langevin_pc", correction=LMCorrection(mode="code", kappa=0.3))
+    with pytest.raises(ValueError, match="no LM hook"):
+        sample(model, VP, (4, 2), "sde_dpm_solver++", correction=LMCorrection(mode="code", kappa=0.3),
+               generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="empty batch"):
+        sample(model, VP, (0, 2), "ddim")
+    with pytest.raises(ValueError, match="order must be 1..2"):
+        sample(model, VP, (4, 2), "sde_dpm_solver++", order=3)
+    with pytest.raises(ValueError, match="start must be one of"):
+        sample(model, VP, (4, 2), start="karras")
+    with pytest.raises(ValueError, match="step_size must be one of"):
+        LangevinCorrection(step_size="each")
+    with pytest.raises(ValueError, match=r"NaN or Inf at t = 1 \(evaluation 1\)"):
+        sample(lambda x, t: x / 0.0 * 0.0, VP, (4, 2), "unipc")
+
+
+def test_registry_accepts_a_new_sampler_without_editing_sample():
+    from sciml.diffusion.solvers import SAMPLER_REGISTRY, DDIM, register_sampler
+
+    @register_sampler("test_ddim_twice")
+    class Twice(DDIM):
+        options = ()
+        defaults = {"eta": 0.0}
+
+    try:
+        a = sample(MIX.eps_model(VP), VP, (8, 2), "test_ddim_twice", nfe=6, generator=torch.Generator().manual_seed(0))
+        b = sample(MIX.eps_model(VP), VP, (8, 2), "ddim", nfe=6, generator=torch.Generator().manual_seed(0))
+        torch.testing.assert_close(a.samples, b.samples, rtol=0, atol=0)
+        with pytest.raises(ValueError, match="registered twice"):
+            register_sampler("test_ddim_twice")(Twice)
+    finally:
+        del SAMPLER_REGISTRY["test_ddim_twice"]

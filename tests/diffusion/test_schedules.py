@@ -56,6 +56,30 @@ def test_discrete_grids_match_diffusers(spacing, steps):
     assert ours[:-1].long().tolist() == ref.timesteps.tolist() and float(ours[-1]) == -1.0
 
 
+@pytest.mark.parametrize("spacing", ["trailing", "leading", "linspace"])
+@pytest.mark.parametrize("steps", [5, 10, 7])
+@pytest.mark.parametrize("family", ["multistep", "karras"])
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_multistep_and_karras_grids_match_diffusers(family, spacing, steps):
+    """The issue's example: 5 linspace steps are [999, 799, 599, 400, 200] for DPM-Solver, not DDIM's grid."""
+    diffusers = pytest.importorskip("diffusers")
+    cls = diffusers.DPMSolverMultistepScheduler if family == "multistep" else diffusers.EulerDiscreteScheduler
+    ref = cls(num_train_timesteps=1000, timestep_spacing=spacing)
+    ref.set_timesteps(steps)
+    ours = VPSchedule.ddpm_linear().grid(steps, spacing, family=family)
+    assert ours[:-1].tolist() == ref.timesteps.double().tolist() and float(ours[-1]) == -1.0
+    if family == "karras":      # fractional timesteps: sigma interpolated as diffusers does (float32 there)
+        sch = VPSchedule.discrete(ref.alphas_cumprod)
+        alpha, sigma = sch.alpha_sigma(ours[:-1])
+        torch.testing.assert_close((sigma / alpha).float(), ref.sigmas[:-1], rtol=1e-6, atol=0)
+
+
+def test_dpm_linspace_grid_of_the_issue():
+    grid = VPSchedule.ddpm_linear().grid(5, "linspace", family="multistep", end="zero")
+    assert grid.tolist() == [999, 799, 599, 400, 200, 0]
+    assert VPSchedule.ddpm_linear().grid(5, "linspace").tolist() == [999, 749, 500, 250, 0, -1]
+
+
 def test_bad_schedule_inputs():
     with pytest.raises(ValueError, match="beta_min < beta_max"):
         VPSchedule.continuous(1.0, 0.5)
@@ -65,3 +89,9 @@ def test_bad_schedule_inputs():
         VPSchedule.ddpm_linear().grid(0)
     with pytest.raises(ValueError, match="cannot exceed"):
         VPSchedule.ddpm_linear(10).grid(11)
+    with pytest.raises(ValueError, match="family must be one of"):
+        VPSchedule.ddpm_linear().grid(5, family="dpm")
+    with pytest.raises(ValueError, match="end must be one of"):
+        VPSchedule.ddpm_linear().grid(5, end="t0")
+    with pytest.raises(ValueError, match="must lie in"):
+        VPSchedule.ddpm_linear().alpha_sigma(1000.5)
