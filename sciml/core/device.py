@@ -49,11 +49,15 @@ def real_dtype(dtype: torch.dtype) -> torch.dtype:
     return {torch.complex64: torch.float32, torch.complex128: torch.float64}.get(dtype, dtype)
 
 
-def check_floating(x: torch.Tensor, name: str) -> None:
-    """Raise ValueError unless ``x`` is a floating or complex tensor with finite entries."""
+def check_floating(x: torch.Tensor, name: str, *, finite: bool = True) -> None:
+    """Raise ValueError unless ``x`` is a floating or complex tensor (with finite entries when ``finite``).
+
+    ``finite=False`` skips the finiteness test, whose ``bool(...)`` is a host sync on a GPU: hot paths (a layer's
+    forward) check the type only and leave NaN detection to an opt-in check.
+    """
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if not (x.is_floating_point() or x.is_complex()):
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    if not bool(torch.isfinite(x).all()):
+    if finite and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or Inf entries")

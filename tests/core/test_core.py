@@ -109,3 +109,16 @@ def test_check_subset():
         check_subset("variants", ("c",), ("a", "b"))
     with pytest.raises(ValueError, match="non-empty subset"):
         check_subset("variants", (), ("a", "b"))
+
+
+def test_check_floating_can_skip_the_finiteness_sync():
+    import pytest
+
+    from sciml.core import check_floating
+
+    bad = torch.tensor([1.0, float("nan")])
+    with pytest.raises(ValueError, match="NaN"):
+        check_floating(bad, "x")
+    check_floating(bad, "x", finite=False)                      # type checked only
+    with pytest.raises(ValueError, match="floating-point"):
+        check_floating(torch.tensor([1, 2]), "x", finite=False)
