@@ -5,7 +5,10 @@ FunBaT should grow linearly in N. Sweep 2 (S): distinct coordinates per mode S f
 the Kalman smoother is linear in S, the dense GP formulation (same model, same messages) cubic. gpytorch exact
 GP regression (20 Adam steps, Cholesky) runs while N <= --gp-max. Every fit runs a fixed number of epochs.
 
-    python benchmarks/bench_funbat.py [--quick]
+Sweep 3: one smoother pass, parallel scan vs sequential, S = 1e3..1e5 raw coordinates. Then a 4-mode fit on
+10^4 raw (unrounded) coordinates per mode.
+
+    python benchmarks/bench_funbat.py [--quick] [--only smoother|four-mode]
 
 Run on a shared 2-core machine: compare ratios within one run, not absolute seconds.
 """
@@ -33,8 +36,8 @@ def _time(fn, *args, repeat: int = 1, **kwargs) -> float:
     return best
 
 
-def _fit(coords, values, epochs, smoother="kalman"):
-    return FunBaT(ranks=2, lengthscale=0.3, smoother=smoother, tol=1e-300).fit(
+def _fit(coords, values, epochs, smoother="parallel"):
+    return FunBaT(ranks=2, lengthscale=0.3, smoother=smoother, tol=1e-300, learn=()).fit(
         coords, values, n_iter=epochs, generator=torch.Generator().manual_seed(0), on_failure="ignore")
 
 
@@ -84,16 +87,68 @@ def sweep_s(sizes, epochs):
           f"{_slope(*zip(*dense_pts)) if len(dense_pts) > 1 else math.nan:.2f}")
 
 
+def sweep_smoother(sizes, device="cpu"):
+    """One smoothing pass (r = 2, Matérn-3/2, raw random coordinates): parallel scan vs sequential Kalman/RTS."""
+    from sciml.tensor import gp_smoother
+
+    print(f"\nSweep 3: one smoother pass on {device}, S raw distinct coordinates, r = 2 (median of 3)")
+    print(f"{'S':>7} {'parallel_s':>11} {'sequential_s':>13} {'seq/par':>8} {'max|diff|':>10}")
+    for s in sizes:
+        gen = torch.Generator().manual_seed(s)
+        x = torch.sort(torch.rand(s, dtype=torch.float64, generator=gen))[0].to(device)
+        b = torch.randn(s, 2, 2, dtype=torch.float64, generator=gen).to(device)
+        lam, eta = b @ b.mT, torch.randn(s, 2, dtype=torch.float64, generator=gen).to(device)
+        times, outs = {}, {}
+        for method in ("parallel", "sequential"):
+            if method == "sequential" and s > 20000:
+                times[method] = math.nan
+                continue
+            runs = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                outs[method] = gp_smoother(x, lam, eta, "matern32", 0.1, method=method)
+                if device != "cpu":
+                    torch.cuda.synchronize()
+                runs.append(time.perf_counter() - t0)
+            times[method] = sorted(runs)[1]
+        diff = (float((outs["parallel"].mean - outs["sequential"].mean).abs().max())
+                if "sequential" in outs else math.nan)
+        print(f"{s:>7} {times['parallel']:>11.3f} {times['sequential']:>13.3f} "
+              f"{times['sequential'] / times['parallel']:>8.1f} {diff:>10.1e}")
+
+
+def four_mode_raw(n_obs: int, epochs: int) -> None:
+    """A 4-mode FunBaT fit on raw (unrounded) coordinates: ~n_obs distinct values per mode, parallel smoother."""
+    gen = torch.Generator().manual_seed(0)
+    coords = torch.rand(n_obs, 4, dtype=torch.float64, generator=gen)
+    truth = (torch.sin(3 * coords[:, 0]) + coords[:, 1]) * torch.cos(2 * coords[:, 2]) * (1 + coords[:, 3])
+    values = truth + 0.05 * torch.randn(n_obs, dtype=torch.float64, generator=gen)
+    t0 = time.perf_counter()
+    res = FunBaT(ranks=2, lengthscale=0.3).fit(coords, values, n_iter=epochs, generator=gen, on_failure="ignore")
+    seconds = time.perf_counter() - t0
+    rmse = float(((res.predict(coords, include_noise=False)[0] - truth) ** 2).mean().sqrt())
+    print(f"\n4-mode fit on raw coordinates: N = {n_obs}, distinct per mode "
+          f"{[g.shape[0] for g in res.grids]}, {res.n_iter} epochs ({res.status.label}) in {seconds:.1f} s, "
+          f"train RMSE vs truth {rmse:.4f}, learned lengthscales {[round(v, 3) for v in res.lengthscales]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--gp-max", type=int, default=2000)
     parser.add_argument("--gp-iter", type=int, default=20)
+    parser.add_argument("--only", choices=("all", "smoother", "four-mode"), default="all")
     args = parser.parse_args()
     torch.set_num_threads(1)    # tiny LAPACK calls stall with 2 OpenMP threads on a loaded machine
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
           f"{torch.__version__}, 1 thread, load average {os.getloadavg()[0]:.1f}")
+    if args.only == "smoother":
+        sweep_smoother([1000, 10000] if args.quick else [1000, 10000, 100000])
+        return
+    if args.only == "four-mode":
+        four_mode_raw(10000, 30 if args.quick else 100)
+        return
     warm = spatiotemporal_tensor(500, generator=torch.Generator().manual_seed(0))
     _fit(warm.train_coords, warm.train_values, 2)                       # first-call overheads out of the timings
     _fit(warm.train_coords, warm.train_values, 2, "dense")
@@ -104,6 +159,8 @@ def main() -> None:
     else:
         sweep_n([1000, 2000, 5000, 10000, 30000, 100000], args.epochs, args.gp_max, args.gp_iter)
         sweep_s([50, 100, 200, 400, 800], args.epochs)
+    sweep_smoother([1000, 10000] if args.quick else [1000, 10000, 100000])
+    four_mode_raw(10000, 30 if args.quick else 100)
 
 
 if __name__ == "__main__":

@@ -1,20 +1,27 @@
-"""FunBaT (Fang et al., ICLR 2024): the real-data RMSE table (paper-only) and the synthetic experiments.
+"""FunBaT (Fang et al., ICLR 2024): the real-data RMSE table (paper-only), the synthetic experiments, calibration,
+and two real continuous-indexed data sets that ship offline.
 
-The real datasets (BeijingAir PM2.5 / PM10 / SO2, US-TEMP) cannot be downloaded here, so their rows show the
-published numbers only. The values are the authors' committed result logs (``result_log/*_Tucker``, mean ± std
+The paper's real datasets (BeijingAir PM2.5 / PM10 / SO2, US-TEMP) cannot be downloaded here, so their rows show
+the published numbers only. The values are the authors' committed result logs (``result_log/*_Tucker``, mean ± std
 over 5 folds), which the spec transcribes and which are probably the source of Table 1; the PDF's table body
-could not be read offline. Measured rows: the authors' 2-mode rank-1 synthetic generator with FunBaT-CP
-(paper Sec. 5.1, same generator and hyperparameters), and the spec's synthetic spatio-temporal benchmark with
-known truth (bands from spec §2.5, set before running), with the discrete and GP baselines reported beside it.
+could not be read offline. Measured rows: the authors' 2-mode rank-1 synthetic generator with FunBaT-CP (paper
+Sec. 5.1 generator and kernel hyperparameters; our noise prior, damping, standardisation and restarts differ, so
+the row is ``in-band``, not ``match``), the spec's synthetic spatio-temporal benchmark with known truth (bands from
+spec §2.5), 95%-band coverage of noisy values and of the latent f on held-out and extrapolated coordinates
+(band [0.93, 0.97] from issue 13), and hourly temperatures of two cities (vega_datasets, offline) with FunBaT,
+its ℓ → 0 ablation, tensorly Tucker/CP, gpytorch GP and the training mean on the same splits (reported).
 """
-
 from __future__ import annotations
+
+import dataclasses
 
 from experiments.tensor_funbat_cp_rank1 import Config as CPConfig
 from experiments.tensor_funbat_cp_rank1 import cp_rank1, plot_cp
 from experiments.tensor_funbat_synthetic import Config as STConfig
+from experiments.tensor_funbat_realdata import CITIES, realdata_table
+from experiments.tensor_funbat_realdata import Config as RealConfig
 from experiments.tensor_funbat_synthetic import benchmark, plot_factors, single_thread
-from sciml.runner import Measured, Paper, Row, RunContext, reproduction
+from sciml.runner import Measured, Paper, ReproductionConfig, Row, RunContext, reproduction
 
 PAPER = Paper(key="funbat", title="Functional Bayesian Tucker Decomposition for Continuous-indexed Tensor Data",
               arxiv="2311.04829", venue="ICLR 2024")
@@ -51,12 +58,15 @@ ROWS = tuple(
         paper_setting="2-mode rank-1 u1(x)u2(y), six random 15×15 grids, 50% train, noise-free, FunBaT-CP, "
                       "Matérn-3/2 ℓ = 0.1, σ² = 0.5, 100 epochs",
         metric="test RMSE (lower is better)", paper=0.004,
-        ours_setting="same generator and hyperparameters (our random draws), mean over seeds",
-        expect=(0.0, 0.01), same_setting=True,
-        note="spec acceptance: RMSE <= 0.01; paper value from the authors' notebook"),
+        ours_setting="same generator and kernel hyperparameters (fixed); our Gamma(1e-3, 1e-3) noise prior, "
+                     "damping 0.5, y standardised, 3 restart probes (the authors: one start, their priors and "
+                     "damping), mean over seeds",
+        expect=(0.0, 0.01), same_setting=False,
+        note="spec acceptance: RMSE <= 0.01; paper value from the authors' notebook; with the authors' settings "
+             "the issue measured 0.0037"),
     Row(key="synth/cp_r1/mae", source="Sec. 5.1 (authors' notebook)", paper_setting="as above",
         metric="test MAE (lower is better)", paper=0.002, ours_setting="as above", expect=(0.0, 0.01),
-        same_setting=True),
+        same_setting=False),
     Row(key="st/funbat_r2/rmse", source="spec §2.5 (not in the paper)", paper_setting=_ST_SETTING,
         metric="test RMSE on noisy y, mean over seeds", paper=None, ours_setting="see note; R = 2",
         expect=(0.0, 0.105), note="spec recomputed 0.1013; oracle (true f) ≈ 0.10"),
@@ -77,6 +87,33 @@ ROWS = tuple(
     Row(key="st/funbat_r2/coverage95", source="issue 5", paper_setting=_ST_SETTING,
         metric="fraction of noisy test values inside the 95% predictive band", paper=None, ours_setting="R = 2",
         expect=(0.93, 0.97)),
+) + tuple(
+    Row(key=f"cov/N{n}/{kind}", source="issue 13", paper_setting=_ST_SETTING.replace("N = 8000", f"N = {n}"),
+        metric=f"95%-band coverage, {label} (seed mean)", paper=None,
+        ours_setting="R = 2, hyperparameters learned from the evidence; extrapolation: t in [1, 1.3]",
+        expect=(0.93, 0.97), note="band from issue 13 (nominal 0.95)")
+    for n in (1000, 8000)
+    for kind, label in (("noisy", "noisy held-out y"), ("latent", "latent f at held-out coordinates"),
+                        ("extrap_latent", "latent f at extrapolated times"),
+                        ("extrap_noisy", "noisy y at extrapolated times"))
+) + tuple(
+    Row(key=f"real/{city}/{method}/{metric}", source="issue 13 (not in the paper)",
+        paper_setting=f"hourly temperature {city}, 2010, (day of year, hour), vega_datasets 0.9.0, 80/20 splits",
+        metric=f"test {metric.upper()} in °F (lower is better), mean over seeds", paper=None,
+        ours_setting=desc, expect=None)
+    for city in CITIES
+    for method, desc in (("funbat", "FunBaT R = 3, Matérn-3/2, learned ℓ/σ²"),
+                         ("ablation_l0", "ℓ → 0 ablation (Matérn-1/2, ℓ = 1e-4)"),
+                         ("tensorly_tucker", "tensorly masked Tucker R = 3 on the 365 × 24 grid"),
+                         ("tensorly_cp", "tensorly masked CP R = 3 on the grid"),
+                         ("gp", "gpytorch exact GP, 3200 points, 100 Adam steps"),
+                         ("train_mean", "trivial baseline: the training mean"))
+    for metric in ("rmse", "mae")
+) + tuple(
+    Row(key=f"real/{city}/ablation_ratio", source="issue 13", paper_setting=f"hourly temperature {city}",
+        metric="ablation RMSE / FunBaT RMSE", paper=None, ours_setting="as above", expect=None)
+    for city in CITIES
+) + (
     Row(key="st/tucker_als/rmse_truth", source="baseline", paper_setting="masked Tucker-ALS on 30×30×100 bins",
         metric="RMSE against the truth", paper=None, ours_setting="ours (HOOI + EM imputation), R = 2",
         expect=None),
@@ -87,30 +124,55 @@ ROWS = tuple(
         metric="RMSE against the truth", paper=None, ours_setting="ridge 0.1, R = 2", expect=None),
     Row(key="st/gp/rmse_truth", source="baseline", paper_setting="exact GP regression on raw coordinates",
         metric="RMSE against the truth", paper=None,
-        ours_setting="gpytorch, ARD Matérn-3/2, random 800-point training subset, 40 Adam steps, seed 0 only", expect=None),
+        ours_setting="gpytorch, ARD Matérn-3/2, random 3200-point training subset, 100 Adam steps, seed 0 only",
+        expect=None),
     Row(key="st/funbat_r2/gp_ratio", source="issue 5", paper_setting="FunBaT R = 2 vs GP regression",
         metric="FunBaT RMSE_truth / GP RMSE_truth (<= 1: FunBaT matches or beats the GP)", paper=None,
         ours_setting="as the two rows above", expect=(0.0, 1.0)),
 )
 
 
-@reproduction(PAPER, rows=ROWS, summary="FunBaT: real-data table (paper-only) + synthetic experiments vs ours")
-def reproduce(ctx: RunContext) -> dict[str, Measured]:
+@dataclasses.dataclass(frozen=True)
+class FunBaTReproConfig(ReproductionConfig):
+    st_n_obs: int = 8000          # spec §2.5
+    st_seeds: int = 5             # spec: mean ± std over 5 seeds
+    sparse_n_obs: int = 1000      # issue 13: coverage also at N = 1000
+    sparse_seeds: int = 3
+    cp_seeds: int = 5
+    real_seeds: int = 5
+    gp_max_train: int = 3200      # the issue's fair GP budget
+    gp_iter: int = 100
+
+    @classmethod
+    def preset(cls, scale: str) -> FunBaTReproConfig:
+        if scale == "smoke":
+            return cls(scale=scale, st_n_obs=2000, st_seeds=1, sparse_seeds=1, cp_seeds=1, real_seeds=1,
+                       gp_max_train=300, gp_iter=30)
+        return cls(scale=scale)   # the spec's sizes are CPU-scale already: "full" = "default"
+
+
+@reproduction(PAPER, rows=ROWS, config=FunBaTReproConfig,
+              summary="FunBaT: real-data table (paper-only) + synthetic, calibration and offline real data vs ours")
+def reproduce(cfg: FunBaTReproConfig, ctx: RunContext) -> dict[str, Measured]:
     out: dict[str, Measured] = {}
-    if ctx.scale == "smoke":
-        st = STConfig(n_obs=2000, seeds=1, ranks=(2,), n_iter=30, baseline_seeds=1, tensorly_seeds=0,
-                      gp_max_train=300, gp_iter=30)
-        cp = CPConfig(seeds=1)
-        scaled = "smoke: N = 2000, 1 seed, 30 epochs (the bands are for N = 8000)"
-    else:
-        st, cp = STConfig(), CPConfig()
-        scaled = f"N = {st.n_obs}, {st.seeds} seeds"
+    smoke = cfg.scale == "smoke"
+    st = STConfig(n_obs=cfg.st_n_obs, seeds=cfg.st_seeds, ranks=(2,) if smoke else (2, 3),
+                  n_iter=30 if smoke else 100, baseline_seeds=min(cfg.st_seeds, 5), tensorly_seeds=0 if smoke else 1,
+                  gp_max_train=cfg.gp_max_train, gp_iter=cfg.gp_iter)
+    cp = CPConfig(seeds=cfg.cp_seeds)
+    scaled = f"N = {st.n_obs}, {st.seeds} seed(s)"
+    full_st = st.n_obs == 8000 and st.seeds >= 5
     with single_thread():
         cp_metrics, cp_first = cp_rank1(cp, ctx)
         plot_cp(ctx, cp_first)
         metrics, keep = benchmark(st, ctx)
         if keep:
             plot_factors(ctx, keep["result"])
+        sparse = dataclasses.replace(st, n_obs=cfg.sparse_n_obs, seeds=cfg.sparse_seeds, ranks=(2,), ablation=False,
+                                     baseline_seeds=0, tensorly_seeds=0, gp_seeds=0)
+        sparse_metrics, _ = benchmark(sparse, ctx)
+        real = realdata_table(RealConfig(seeds=cfg.real_seeds, gp_max_train=cfg.gp_max_train, gp_iter=cfg.gp_iter,
+                                         keep_fraction=0.3 if smoke else 1.0, n_iter=20 if smoke else 100), ctx)
     seeds_note = f"{cp.seeds} seeds, ± {cp_metrics['rmse_std']:.1e}"
     out["synth/cp_r1/rmse"] = Measured(cp_metrics["rmse"], seeds_note)
     out["synth/cp_r1/mae"] = Measured(cp_metrics["mae"], seeds_note)
@@ -119,12 +181,28 @@ def reproduce(ctx: RunContext) -> dict[str, Measured]:
                 "ptucker/rmse_truth", "gp/rmse_truth"):
         if key in metrics:
             n = int(metrics[key.split("/")[0] + "/n_seeds"])
-            out[f"st/{key}"] = Measured(metrics[key], f"{scaled}; ± {metrics[key + '_std']:.4f} over {n} seed(s)")
+            out[f"st/{key}"] = Measured(metrics[key], f"{scaled}; ± {metrics[key + '_std']:.4f} over {n} seed(s)",
+                                        paper_setting=None if full_st else False)
     if "ablation_l0/rmse" in metrics:
         out["st/ablation_ratio"] = Measured(metrics["ablation_l0/rmse"] / metrics["funbat_r2/rmse"], scaled)
     if "gp/rmse_truth" in metrics:
         out["st/funbat_r2/gp_ratio"] = Measured(metrics["funbat_r2/seed0_rmse_truth"] / metrics["gp/rmse_truth"],
                                                 "both on seed 0")
+    for n, m, seeds in ((cfg.sparse_n_obs, sparse_metrics, sparse.seeds), (st.n_obs, metrics, st.seeds)):
+        if n not in (1000, 8000):
+            continue
+        for kind, key in (("noisy", "coverage95"), ("latent", "coverage95_latent"),
+                          ("extrap_latent", "coverage95_extrap_latent"), ("extrap_noisy", "coverage95_extrap_noisy")):
+            out[f"cov/N{n}/{kind}"] = Measured(m[f"funbat_r2/{key}"], f"{seeds} seed(s), ± "
+                                               f"{m[f'funbat_r2/{key}_std']:.3f}",
+                                               paper_setting=None if seeds >= 3 else False)
+    for city in CITIES:
+        n = int(real[f"{city}/funbat/n_seeds"])
+        for method in ("funbat", "ablation_l0", "tensorly_tucker", "tensorly_cp", "gp", "train_mean"):
+            for metric in ("rmse", "mae"):
+                key = f"{city}/{method}/{metric}"
+                out[f"real/{key}"] = Measured(real[key], f"± {real[key + '_std']:.3f} over {n} seed(s)")
+        out[f"real/{city}/ablation_ratio"] = Measured(real[f"{city}/ablation_l0/rmse"] / real[f"{city}/funbat/rmse"],
+                                                      f"{n} seed(s)")
     ctx.log("oracle (true f) test RMSE: " + f"{metrics['oracle/rmse']:.4f}")
     return out
-

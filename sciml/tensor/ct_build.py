@@ -9,6 +9,7 @@ Reference:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from collections.abc import Callable, Sequence
@@ -33,8 +34,13 @@ _ADAPTIVE_POINTS = (9, 17, 33, 65, 129, 257, 513)
 # Chebyshev coefficients of smooth data floor at ~1e3 eps relative to the largest one (rounding in f and in the
 # DCT); asking the tail to go below that would never stop.
 _NOISE_FLOOR = 1e3 * torch.finfo(torch.float64).eps
-# The last TAIL_SLICES coefficient slices of a mode measure how well that mode is resolved (chebfun-like, simple).
+# The last TAIL_SLICES coefficient slices of a mode measure how well that mode is resolved (grid/CP input).
 _TAIL_SLICES = 2
+# Slice sums of |coefficients| (relative to max |f|) at or below this are rounding noise (m^{d-1} terms of ~1e-17).
+_L1_FLOOR = 1e-12
+# Random points at which every callable fit is checked against f (fixed seed: reproducible).
+CHECK_POINTS = 1000
+CHECK_SEED = 20250301
 # Points of a callable evaluated per call (bounds the memory of f's intermediates).
 _EVAL_CHUNK = 2 ** 20
 
@@ -203,20 +209,124 @@ def to_chebyshev_nodes(values: torch.Tensor, box: Sequence[Interval], grid, degr
     return out
 
 
-def adaptive(f: Callable, box: Sequence[Interval], tol: float, max_degree: int, dtype, device):
-    """Grow the number of points per mode until every mode's trailing coefficients fall below tol / 10."""
+def slice_sums(coeffs: torch.Tensor, dim: int, scale: float) -> torch.Tensor:
+    """``s_j = sum |C[..., j, ...]|`` over all other modes (index j along ``dim``), divided by ``scale``. Shape (m,).
+
+    ``sum_{j >= m} s_j`` bounds the sup-norm contribution of the unresolved coefficients along ``dim`` (|T_k| <= 1);
+    the slice *maximum* used before badly underestimates it for point singularities, where the error is spread
+    over m^{d-1} coefficients per slice.
+    """
+    other = tuple(k for k in range(coeffs.ndim) if k != dim)
+    sums = coeffs.abs().sum(dim=other) if other else coeffs.abs()
+    return sums / scale if scale > 0 else sums
+
+
+def tail_estimate(sums: torch.Tensor) -> tuple[float, float, str]:
+    """Estimated ``sum_{j >= m} s_j`` of a mode's slice sums from their decay rate: (estimate, rate, model).
+
+    The envelope e_j = max(s_j, s_{j-1}) (even/odd coefficients of symmetric functions alternate with zeros) over
+    the last half of the indices is fitted both as geometric decay (log e linear in j: analytic functions) and as
+    algebraic decay (log e linear in log j: kinks, cusps); the better fit extrapolates the tail:
+    geometric ``e_m rho / (1 - rho)``, algebraic ``e_m m / (p - 1)`` (infinite when p <= 1 or rho >= 1). Once the
+    envelope is at rounding level the estimate is that level. ``rate`` is rho or p.
+    """
+    m = sums.shape[0]
+    sums = torch.cat([sums[:-1], 2 * sums[-1:]])  # DCT-I halves the last coefficient; undo it for the fit
+    env = torch.maximum(sums, torch.cat([sums[:1], sums[:-1]]))
+    last = float(env[-1])
+    if float(env[-max(2, m // 4):].max()) <= _L1_FLOOR or m < 6:
+        return max(last, float(env[-max(2, m // 4):].max())), 0.0, "floor"
+    j = torch.arange(m // 2, m, dtype=torch.float64)
+    logs = torch.log(env[m // 2:].to(torch.float64).clamp_min(1e-300))
+    best = None
+    for model, x in (("geometric", j), ("algebraic", torch.log(j))):
+        xc = x - x.mean()
+        slope = float((xc * (logs - logs.mean())).sum() / (xc * xc).sum())
+        resid = float(((logs - logs.mean() - slope * xc) ** 2).mean())
+        if model == "geometric":
+            rho = math.exp(slope)
+            tail, rate = (last * rho / (1 - rho) if rho < 1 else math.inf), rho
+        else:
+            p = -slope
+            tail, rate = (last * m / (p - 1) if p > 1 else math.inf), p
+        if best is None or resid < best[0]:
+            best = (resid, tail, rate, model)
+    return last + best[1], best[2], best[3]
+
+
+def _points_needed(estimate: float, rate: float, model: str, m: int, target: float) -> float:
+    """Extrapolated number of points at which the tail estimate reaches ``target`` (inf if never)."""
+    if estimate <= target:
+        return m
+    if model == "geometric" and 0 < rate < 1:
+        return m + math.log(target / estimate) / math.log(rate)
+    if model == "algebraic" and rate > 1:
+        return m * (estimate / target) ** (1.0 / (rate - 1.0))
+    return math.inf
+
+
+def check_points(f: Callable, box: Sequence[Interval], n: int, dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` uniformly random points of the box (fixed seed: reproducible) and f there."""
+    gen = torch.Generator().manual_seed(CHECK_SEED)
+    u = torch.rand(n, len(box), generator=gen, dtype=torch.float64)
+    lo = torch.tensor([a for a, _ in box], dtype=torch.float64)
+    hi = torch.tensor([b for _, b in box], dtype=torch.float64)
+    pts = (lo + u * (hi - lo)).to(dtype=dtype, device=device)
+    return pts, sample_points(f, pts)
+
+
+def sample_points(f: Callable, pts: torch.Tensor) -> torch.Tensor:
+    vals = f(pts)
+    if not isinstance(vals, torch.Tensor) or tuple(vals.shape) != (pts.shape[0],):
+        raise ValueError(f"f must map points (K, d) to a tensor (K,); got {type(vals).__name__} "
+                         f"{tuple(getattr(vals, 'shape', ()))}")
+    if not bool(torch.isfinite(vals).all()):
+        raise ValueError("f returned NaN or Inf at a check point")
+    return vals.to(pts.dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class AdaptiveFit:
+    """Outcome of the adaptive degree search: coefficients, per-mode tail estimates and the reason it stopped."""
+
+    coeffs: torch.Tensor
+    tails: tuple[float, ...]
+    models: tuple[str, ...]
+    scale: float
+    status: Status
+    reason: str
+
+
+def adaptive(f: Callable, box: Sequence[Interval], tol: float, max_degree: int, dtype, device) -> AdaptiveFit:
+    """Grow the number of points per mode (nested m -> 2m - 1) until each mode's extrapolated tail is <= tol / (2d)
+    (so that the d tails together stay below tol / 2).
+
+    A mode whose fitted decay rate predicts that even ``max_degree`` cannot reach the target (algebraic decay of
+    a kink at a tight tol) stops at once: MAX_ITER without sampling the largest grids.
+    """
     d = len(box)
-    target = max(tol / 10, _NOISE_FLOOR)
+    target = max(tol / (2 * d), _L1_FLOOR)
     sizes = [p for p in _ADAPTIVE_POINTS if p - 1 <= max_degree] or [max_degree + 1]
     idx = [0] * d
     while True:
         points = [sizes[i] for i in idx]
-        coeffs = chebyshev_coefficients(sample(f, node_grid(points, box, dtype, device)))
-        unresolved = [k for k in range(d) if tail_ratio(coeffs, k) > target]
+        values = sample(f, node_grid(points, box, dtype, device))
+        scale = float(values.abs().max())
+        coeffs = chebyshev_coefficients(values)
+        fits = [tail_estimate(slice_sums(coeffs, k, scale)) for k in range(d)]
+        tails = tuple(t for t, _, _ in fits)
+        models = tuple(mdl for _, _, mdl in fits)
+        unresolved = [k for k in range(d) if tails[k] > target]
         if not unresolved:
-            return coeffs, Status.CONVERGED
+            return AdaptiveFit(coeffs, tails, models, scale, Status.CONVERGED, "coefficient tails below tol / (2d)")
+        # Decay rates from fewer than 33 coefficients are too rough to give up on.
+        hopeless = [k for k in unresolved if points[k] >= 33
+                    and _points_needed(tails[k], fits[k][1], models[k], points[k], target) > sizes[-1] * 1.5]
         grow = [k for k in unresolved if idx[k] + 1 < len(sizes)]
-        if not grow:
-            return coeffs, Status.MAX_ITER
+        if hopeless or not grow:
+            k = (hopeless or unresolved)[0]
+            why = (f"mode {k}: {models[k]} coefficient decay (rate {fits[k][1]:.3g}) extrapolates to a tail "
+                   f"{tails[k]:.1e} > tol / (2d) that degree {sizes[-1] - 1} cannot reach")
+            return AdaptiveFit(coeffs, tails, models, scale, Status.MAX_ITER, why)
         for k in grow:
             idx[k] += 1

@@ -111,3 +111,41 @@ def _split(coords, values, truth, grids, noise_std, test_fraction, generator) ->
     n_test = max(1, round(test_fraction * n))
     te, tr = perm[:n_test], perm[n_test:]
     return SyntheticTensor(coords[tr], values[tr], truth[tr], coords[te], values[te], truth[te], grids, noise_std)
+
+
+# Real continuous-indexed data that ship inside a pip package (no download at run time).
+# vega_datasets 0.9.0 (MIT licence) bundles these CSVs as package data (read by ``vega_datasets.local_data``); they
+# come from the vega/vega-datasets repository (BSD-3-Clause), whose README documents their source. Hourly air
+# temperature (°F) over 2010; the curves are very smooth (they look like hourly climate normals, not raw readings).
+HOURLY_TEMPERATURES = {"seattle": "seattle_temps", "san_francisco": "sf_temps"}
+
+
+def hourly_temperatures(city: str = "seattle", test_fraction: float = 0.2, keep_fraction: float = 1.0,
+                        generator: torch.Generator | None = None) -> SyntheticTensor:
+    """A 2-mode continuous-indexed tensor: temperature at (day of year, hour of day), both scaled to [0, 1].
+
+    Coordinates are continuous (day = (timestamp - Jan 1) / 365 days, hour = hour / 23); every (day, hour) pair
+    is observed once (8,759 values), so a random ``keep_fraction`` of the entries (missing data) and then a random
+    ``test_fraction`` of those are held out, as in the paper's random 80/20 splits. ``truth`` fields hold the
+    observed values (the noise-free truth is unknown for real data).
+
+    Requires ``vega_datasets`` (optional; reads its bundled CSV, no network).
+    """
+    if city not in HOURLY_TEMPERATURES:
+        raise ValueError(f"city must be one of {sorted(HOURLY_TEMPERATURES)}, got {city!r}")
+    if not (0 < test_fraction < 1 and 0 < keep_fraction <= 1):
+        raise ValueError(f"need 0 < test_fraction < 1 and 0 < keep_fraction <= 1, got {test_fraction}, "
+                         f"{keep_fraction}")
+    from vega_datasets import local_data
+
+    frame = getattr(local_data, HOURLY_TEMPERATURES[city])()
+    stamps = frame["date"]
+    day = torch.tensor(((stamps - stamps.min()).dt.total_seconds() // 86400).to_numpy(), dtype=torch.float64)
+    hour = torch.tensor(stamps.dt.hour.to_numpy(), dtype=torch.float64)
+    coords = torch.stack([day / 365.0, hour / 23.0], dim=1)
+    values = torch.tensor(frame["temp"].to_numpy(), dtype=torch.float64)
+    if keep_fraction < 1:
+        keep = torch.randperm(values.shape[0], generator=generator)[: int(keep_fraction * values.shape[0])]
+        coords, values = coords[keep], values[keep]
+    grids = tuple(torch.unique(coords[:, k]) for k in range(2))
+    return _split(coords, values, values.clone(), grids, float("nan"), test_fraction, generator)

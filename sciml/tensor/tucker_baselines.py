@@ -192,3 +192,34 @@ def tensorly_masked_tucker(binned: BinnedTensor, ranks: int | Sequence[int], n_i
     recon = multi_mode_product(tt.core, list(tt.factors))
     rmse = float(torch.sqrt(((recon - ref)[binned.mask] ** 2).mean()))
     return GridTuckerFit(tt, binned, (rmse,), Status.CONVERGED)
+
+
+@dataclasses.dataclass(frozen=True)
+class GridCPFit(Result):
+    """A CP model on the binned grid; ``predict`` looks up the cell of each coordinate."""
+
+    weights: torch.Tensor
+    factors: tuple[torch.Tensor, ...]
+    binned: BinnedTensor
+
+    def predict(self, coords: torch.Tensor) -> torch.Tensor:
+        cells = self.binned.cells(coords.to(self.weights))
+        rows = [f[cells[:, k]] for k, f in enumerate(self.factors)]
+        out = self.weights.expand(cells.shape[0], -1)
+        for r in rows:
+            out = out * r
+        return out.sum(-1)
+
+
+def tensorly_masked_cp(binned: BinnedTensor, rank: int, n_iter: int = 100, seed: int = 0) -> GridCPFit:
+    """tensorly's masked CP-ALS (``tensorly.decomposition.parafac(..., mask=...)``) on the numpy backend."""
+    import numpy as np
+    from tensorly.decomposition import parafac
+
+    x = binned.values.detach().cpu().numpy()
+    mask = binned.mask.detach().cpu().numpy().astype(x.dtype)
+    weights, factors = parafac(x, rank=rank, mask=mask, n_iter_max=n_iter, init="random", tol=1e-8,
+                               random_state=seed)
+    ref = binned.values
+    return GridCPFit(torch.as_tensor(np.asarray(weights)).to(ref),
+                     tuple(torch.as_tensor(np.asarray(f)).to(ref) for f in factors), binned)

@@ -13,8 +13,10 @@ import torch
 from sciml.tensor.state_space import (
     dense_gp_posterior,
     discretize,
+    fit_hyperparameters,
     gp_smoother,
     kalman_rts,
+    log_evidence,
     matern_kernel,
     matern_sde,
     stationary_cov,
@@ -122,3 +124,81 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="coords"):
         gp_smoother(torch.zeros(3, dtype=torch.float64), torch.zeros(4, 1, 1, dtype=torch.float64),
                     torch.zeros(4, 1, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_parallel_scan_equals_sequential_smoother(kernel, gen):
+    # Batched (leading dim 2), r = 3 coupled components, data gaps; the associative scan must reproduce the
+    # sequential Kalman/RTS recursion to rounding.
+    S, r = 257, 3
+    x = torch.sort(torch.rand(S, dtype=torch.float64, generator=gen))[0] * 2.0
+    B = torch.randn(2, S, r, r, dtype=torch.float64, generator=gen)
+    lam = B @ B.transpose(-1, -2)
+    lam[:, 5:40] = 0.0
+    eta = torch.randn(2, S, r, dtype=torch.float64, generator=gen)
+    seq = gp_smoother(x, lam, eta, kernel, 0.2, 0.7, method="sequential")
+    par = gp_smoother(x, lam, eta, kernel, 0.2, 0.7, method="parallel")
+    torch.testing.assert_close(par.mean, seq.mean, rtol=1e-10, atol=1e-11)
+    torch.testing.assert_close(par.cov, seq.cov, rtol=1e-10, atol=1e-11)
+    torch.testing.assert_close(par.state_cov, seq.state_cov, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("kernel", ["matern12", "matern32"])
+def test_transition_noise_accurate_for_tiny_gaps(kernel):
+    # Closed forms (no cancellation): Matérn-1/2 Q = -σ² expm1(-2Δ/ℓ); Matérn-3/2 Q = P∞ - A P∞ Aᵀ expanded with
+    # expm1 (entries of order Δ³, Δ², Δ). The old P∞ - A P∞ Aᵀ had no correct digit at Δ = 1e-6.
+    ell, var = 0.3, 1.7
+    deltas = torch.tensor([1e-9, 1e-6, 1e-4, 1e-2, 0.5, 3.0], dtype=torch.float64)
+    _, Q = discretize(matern_sde(kernel, ell, var), deltas)
+    if kernel == "matern12":
+        ref = -var * torch.expm1(-2 * deltas / ell)
+        torch.testing.assert_close(Q[:, 0, 0], ref, rtol=1e-12, atol=0)
+    else:
+        lam = math.sqrt(3.0) / ell
+        x = lam * deltas
+        e2 = torch.exp(-2 * x)
+        # Q11 = σ²(1 - e^{-2x}(1 + 2x + 2x²)), Q22 = σ²λ²(1 - e^{-2x}(1 - 2x + 2x²)), Q12 = 2σ²λ x² e^{-2x}.
+        q11 = var * (-torch.expm1(-2 * x) - e2 * (2 * x + 2 * x**2))
+        q22 = var * lam**2 * (-torch.expm1(-2 * x) - e2 * (-2 * x + 2 * x**2))
+        q12 = 2 * var * lam * x**2 * e2
+        small = deltas <= 1e-4  # the closed form itself cancels in q11/q22 for larger x; compare where it is exact
+        torch.testing.assert_close(Q[small, 0, 1], q12[small], rtol=1e-9, atol=0)
+        torch.testing.assert_close(Q[:, 0, 1], q12, rtol=1e-9, atol=1e-15)
+        assert bool((torch.linalg.eigvalsh(Q) > 0).all())
+        torch.testing.assert_close(Q[~small, 1, 1], q22[~small], rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_default_jitter_moves_the_mean_by_less_than_1e8(kernel, gen):
+    # The spec's bound, at the DEFAULT settings, on raw (unrounded) coordinates with gaps down to 1e-7: the
+    # smoother against the dense posterior K - K (I + ΛK)^{-1} Λ K, which has no jitter and no transition noise.
+    S, r = 60, 2
+    x = torch.sort(torch.rand(S, dtype=torch.float64, generator=gen))[0]
+    x[1::3] = x[0::3][: x[1::3].shape[0]] + 1e-7 * torch.rand(x[1::3].shape[0], dtype=torch.float64, generator=gen)
+    x = torch.sort(x)[0]
+    B = torch.randn(S, r, r, dtype=torch.float64, generator=gen)
+    lam = 0.5 * B @ B.transpose(-1, -2)
+    eta = torch.randn(S, r, dtype=torch.float64, generator=gen)
+    res = gp_smoother(x, lam, eta, kernel, lengthscale=0.3)
+    dmean, dcov = dense_gp_posterior(x, lam, eta, kernel, 0.3)
+    assert float((res.mean - dmean).abs().max()) < 1e-8
+    assert float((res.cov - dcov).abs().max()) < 1e-8
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_log_evidence_equals_gaussian_marginal_likelihood(kernel, gen):
+    # Scalar messages Λ = 1/s², η = y/s² are Gaussian observations y ~ N(u, s²): the evidence is
+    # log N(y; 0, K + s² I) + Σ_j [½ log(2π s²) + y_j²/(2 s²)] (the site normalisers); torch's MVN as the oracle.
+    S, s2 = 40, 0.02
+    x = torch.sort(torch.rand(S, dtype=torch.float64, generator=gen))[0]
+    y = torch.sin(5 * x) + 0.1 * torch.randn(S, dtype=torch.float64, generator=gen)
+    lam = torch.full((S, 1, 1), 1 / s2, dtype=torch.float64)
+    for ell, var in ((0.15, 0.8), (0.6, 2.5)):
+        K = matern_kernel(x[:, None] - x[None, :], kernel, ell, var) + s2 * torch.eye(S, dtype=torch.float64)
+        ref = torch.distributions.MultivariateNormal(torch.zeros(S, dtype=torch.float64), K).log_prob(y)
+        ref = ref + S * 0.5 * math.log(2 * math.pi * s2) + float((y**2).sum()) / (2 * s2)
+        got = log_evidence(x, lam, (y / s2)[:, None], kernel, ell, var)
+        assert abs(float(got) - float(ref)) < 1e-6 * abs(float(ref))
+    # Type-II ML moves towards the data-generating scale: better evidence than the start, finite values.
+    ell, var, best = fit_hyperparameters(x, lam, (y / s2)[:, None], kernel, 0.05, 5.0)
+    assert best > float(log_evidence(x, lam, (y / s2)[:, None], kernel, 0.05, 5.0)) and 0.05 < ell < 5
