@@ -10,7 +10,8 @@ Selection: ``random``, ``cyclic``, ``lipschitz`` (P(b) ~ L_b), ``gs`` (argmax ||
 reference code's sum |g_i|), ``gsl`` (||g_b|| / sqrt(L_b)), ``gsd`` (||g_b||_{D_b^-1}, D_ii = |b| L_i), ``gsq``
 (||g_b||_{H_b^-1}). Partitions: ``order`` (contiguous), ``sort`` (by L_i), ``avg`` (large/small L_i alternated) and
 ``variable`` (blocks re-chosen each step: GS by the tau largest |g_i|, GSD by sorting |g_i|/sqrt(L_i), GSQ by
-10 steps of iterative hard thresholding on the quadratic model). "GSL with variable blocks" is combinatorial and
+10 steps of iterative hard thresholding on the quadratic model; with mu = 1/lambda_max on data set A the IHT steps
+never leave their GSD start, so there it picks GSD's blocks). "GSL with variable blocks" is combinatorial and
 the reference code's plot with that label is GSD (spec 4.6): asking for it raises and says so.
 
 Updates: ``lb`` (1/L_b), ``la`` (1/L with doubling backtracking), ``hb`` (H_b^+ matrix step), ``ls`` (Newton with
@@ -18,7 +19,8 @@ the true block Hessian and Armijo line search), ``exact`` (block minimiser; quad
 :class:`NonNegL1LeastSquares` every update is projected onto ``x >= 0``: ``lb``/``la`` are projected gradient
 steps, ``hb``/``ls``/``exact`` are two-metric-projection Newton steps on the block's free variables with a
 backtracking arc search (falling back to the projected 1/L_b step, so f never increases).
-Not implemented (issue 21): Softmax, GaBP/forest blocks, red-black/tree partitions, data sets B-E generators.
+``gabp`` (Quadratic only): the exact block solve by Gaussian belief propagation; a block whose sparsity graph has a
+cycle raises. Not implemented (issue 21): red-black / tree / greedy-forest partitions, data sets B-E generators.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from sciml.core import Result, Status, report_status
 
 RULES = ("random", "cyclic", "lipschitz", "gs", "gsl", "gsd", "gsq")
 PARTITIONS = ("order", "sort", "avg", "variable")
-UPDATES = ("lb", "la", "hb", "ls", "exact")
+UPDATES = ("lb", "la", "hb", "ls", "exact", "gabp")
 RIDGE = 1e-10          # spec 4.6: H_b is singular for p > n blocks; regularise the solves
 
 
@@ -75,6 +77,10 @@ class _Problem:
 
     def aux(self, x: torch.Tensor) -> torch.Tensor:
         return self.K @ x
+
+    def aux_delta(self, idx: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        """Change of ``aux`` when ``x[idx] += d``."""
+        return self.K[:, idx] @ d
 
     def f(self, x) -> float:
         x = _as_tensor(x, "x", self.dtype, self.device)
@@ -175,6 +181,68 @@ class Logistic(_Problem):
         return cols.T @ cols
 
 
+class Softmax(_Problem):
+    """Multiclass logistic regression, ``f(W) = sum_i [logsumexp(a_i^T W) - a_i^T w_{y_i}]`` with ``W`` of shape
+    (features, classes) flattened row-major (spec 4.6): coordinate ``j * k + c`` is ``W[j, c]``. Labels are
+    integers in [0, k). Bound: ``diag(p) - p p^T <= I / 2``, so ``H = (A^T A kron I_k) / 2``."""
+
+    curvature = 0.5
+    is_quadratic = False
+
+    def __init__(self, A, y, n_classes: int | None = None) -> None:
+        self.K = _as_tensor(A, "A")
+        if self.K.dim() != 2:
+            raise ValueError(f"A must be a matrix, got shape {tuple(self.K.shape)}")
+        labels = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y).reshape(-1)
+        if labels.is_floating_point():
+            if not bool(torch.isfinite(labels).all()) or not bool((labels == labels.round()).all()):
+                raise ValueError("Softmax labels y must be integers in [0, n_classes)")
+            labels = labels.long()
+        self.k = int(n_classes) if n_classes is not None else int(labels.max()) + 1
+        if labels.shape[0] != self.K.shape[0] or self.k < 2 or int(labels.min()) < 0 or int(labels.max()) >= self.k:
+            raise ValueError(f"y must hold {self.K.shape[0]} integer labels in [0, n_classes) with n_classes >= 2")
+        self.Y = torch.nn.functional.one_hot(labels.to(self.K.device), self.k).to(self.K.dtype)     # (m, k)
+
+    @property
+    def n(self) -> int:
+        return self.K.shape[1] * self.k
+
+    def aux(self, x):                                                   # (m, k) scores A W
+        return self.K @ x.reshape(-1, self.k)
+
+    def aux_delta(self, idx, d):
+        feat, cls = idx // self.k, idx % self.k
+        delta = torch.zeros(self.k, self.K.shape[0], dtype=self.K.dtype, device=self.K.device)
+        delta.index_add_(0, cls, (self.K[:, feat] * d).T)                # class c gets sum of a_j d_(j,c)
+        return delta.T
+
+    def value(self, aux, x):
+        return (torch.logsumexp(aux, 1) - (aux * self.Y).sum(1)).sum()
+
+    def grad(self, aux, x):
+        return (self.K.T @ (torch.softmax(aux, 1) - self.Y)).reshape(-1)
+
+    def block_bound(self, idx):
+        feat, cls = idx // self.k, idx % self.k
+        cols = self.K[:, feat]                                            # (m, |b|) or (m, nb, |b|)
+        same = cls[..., :, None] == cls[..., None, :]
+        gram = cols.T @ cols if idx.dim() == 1 else torch.einsum("mbi,mbj->bij", cols, cols)
+        return self.curvature * gram * same
+
+    def coordinate_lipschitz(self):
+        return (self.curvature * self.K.pow(2).sum(0)).repeat_interleave(self.k)
+
+    def bound_matvec(self, d):
+        return self.curvature * (self.K.T @ (self.K @ d.reshape(-1, self.k))).reshape(-1)
+
+    def block_hessian(self, aux, x, idx):
+        feat, cls = idx // self.k, idx % self.k
+        P = torch.softmax(aux, 1)[:, cls]                                 # (m, |b|)
+        cols = self.K[:, feat]
+        weighted = cols * P
+        return (weighted.T @ cols) * (cls[:, None] == cls[None, :]) - weighted.T @ weighted
+
+
 class Quadratic(_Problem):
     """``f(x) = 0.5 x^T Q x - c^T x`` with symmetric positive (semi)definite ``Q`` (dense, torch sparse or
     scipy.sparse; stored dense, so meant for n up to a few thousand); ``H_b = Q_bb``, ``L_i = Q_ii``."""
@@ -259,7 +327,7 @@ def make_partition(L: torch.Tensor, block_size: int, partition: str) -> tuple[to
 
 def _check_args(problem, rule, partition, update, block_size, max_iter, tol) -> None:
     if not isinstance(problem, _Problem):
-        raise TypeError(f"problem must be LeastSquares, Logistic, Quadratic or NonNegL1LeastSquares, "
+        raise TypeError(f"problem must be LeastSquares, Logistic, Softmax, Quadratic or NonNegL1LeastSquares, "
                         f"got {type(problem).__name__}")
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
@@ -278,6 +346,8 @@ def _check_args(problem, rule, partition, update, block_size, max_iter, tol) -> 
                          "curve is GSD (spec 4.6): use rule='gsd' (or 'gsq', the IHT approximation)")
     if partition == "variable" and rule == "cyclic":
         raise ValueError("cyclic selection needs a fixed partition ('order', 'sort' or 'avg')")
+    if update == "gabp" and (not isinstance(problem, Quadratic) or problem.constrained):
+        raise ValueError("update='gabp' needs a Quadratic problem (sparse Q whose blocks are forests)")
     if update == "exact" and not problem.is_quadratic:
         raise ValueError("update='exact' needs a quadratic problem (LeastSquares, Quadratic, NonNegL1); "
                          "use 'ls' (Newton with line search) for Logistic")
@@ -312,15 +382,14 @@ class _Solver:
         return self.L_cache[key]
 
     def value_after(self, idx: torch.Tensor, x_new_b: torch.Tensor) -> tuple[float, torch.Tensor]:
-        d = x_new_b - self.x[idx]
-        aux = self.aux + self.p.K[:, idx] @ d
+        aux = self.aux + self.p.aux_delta(idx, x_new_b - self.x[idx])
         x = self.x.clone()
         x[idx] = x_new_b
         return float(self.p.value(aux, x)), aux
 
     def move(self, idx: torch.Tensor, x_new_b: torch.Tensor, aux: torch.Tensor | None = None) -> None:
         if aux is None:
-            aux = self.aux + self.p.K[:, idx] @ (x_new_b - self.x[idx])
+            aux = self.aux + self.p.aux_delta(idx, x_new_b - self.x[idx])
         self.aux = aux
         self.x = self.x.clone()
         self.x[idx] = x_new_b
@@ -329,8 +398,8 @@ class _Solver:
     def step(self, idx: torch.Tensor, g: torch.Tensor, update: str) -> None:
         g_b, x_b = g[idx], self.x[idx]
         proj = (lambda v: torch.clamp(v, min=0)) if self.p.constrained else (lambda v: v)
-        if update == "lb":
-            self.move(idx, proj(x_b - g_b / self.lipschitz(idx)))
+        if update == "lb":                          # an all-zero block (L_b = 0) has g_b = 0: it stays put
+            self.move(idx, proj(x_b - g_b / max(self.lipschitz(idx), torch.finfo(g.dtype).tiny)))
             return
         f0 = self.f()
         if update == "la":
@@ -345,6 +414,10 @@ class _Solver:
                 L *= 2.0
             self.la_estimate[key] = L
             self.move(idx, x_new, aux)
+            return
+        if update == "gabp":                        # exact block solve H_b x_b = H_b x_b - g_b on a forest block
+            H = self.p.block_bound(idx)
+            self.move(idx, gabp_solve(H, H @ x_b - g_b))
             return
         # Matrix steps: hb uses the bound H_b, ls/exact the true block Hessian (equal for quadratics).
         H = self.p.block_bound(idx) if update == "hb" else self.p.block_hessian(self.aux, self.x, idx)
@@ -361,26 +434,29 @@ class _Solver:
                     self.move(idx, x_b + t * d, aux)
                     return
                 t *= 0.5
-            self.move(idx, x_b - g_b / self.lipschitz(idx))                  # guaranteed-decrease fallback
+            self.move(idx, x_b - g_b / max(self.lipschitz(idx), torch.finfo(g_b.dtype).tiny))   # safe fallback
             return
         self.move(idx, x_b + d)
 
     def _two_metric_step(self, idx, g_b, x_b, H, f0) -> None:
         """Two-metric projection: Newton on the free variables (x_i > 0 or g_i < 0), gradient on the others,
         projected, with arc backtracking; falls back to the projected 1/L_b step (which always decreases f)."""
-        free = (x_b > 0) | (g_b < 0)
-        fallback = torch.clamp(x_b - g_b / self.lipschitz(idx), min=0)
+        # Bertsekas' epsilon-active set: coordinates within eps of the bound with g_i > 0 are held there, so a
+        # tiny positive x_i cannot spoil the Newton step; eps shrinks with the projected-gradient norm.
+        eps = min(1e-3, float((x_b - torch.clamp(x_b - g_b, min=0)).norm()))
+        free = (x_b > eps) | (g_b < 0)
+        fallback = torch.clamp(x_b - g_b / max(self.lipschitz(idx), torch.finfo(g_b.dtype).tiny), min=0)
         if bool(free.any()):
             H_ff = H[free][:, free]
             eye = torch.eye(int(free.sum()), dtype=H.dtype, device=H.device)
-            d = torch.zeros_like(x_b)
+            d = -g_b / H.diagonal().clamp_min(torch.finfo(H.dtype).tiny)    # held coordinates: diagonal step
             d[free] = -torch.linalg.solve(H_ff + RIDGE * eye * max(1.0, float(H_ff.diagonal().max())), g_b[free])
             f_fb, aux_fb = self.value_after(idx, fallback)
             t = 1.0
             for _ in range(40):
                 x_new = torch.clamp(x_b + t * d, min=0)
                 f_new, aux = self.value_after(idx, x_new)
-                if f_new <= min(f0, f_fb):
+                if f_new <= f_fb:                     # f_fb <= f0: the projected 1/L_b step always decreases f
                     self.move(idx, x_new, aux)
                     return
                 t *= 0.5
@@ -414,7 +490,7 @@ def bcd(problem: _Problem, x0=None, *, rule: str = "random", partition: str = "o
     """Block coordinate descent on ``problem`` (spec 4.2).
 
     Args:
-        problem: LeastSquares, Logistic, Quadratic or NonNegL1LeastSquares.
+        problem: LeastSquares, Logistic, Softmax, Quadratic or NonNegL1LeastSquares.
         x0: start (n,), default zeros (projected onto x >= 0 for the constrained problem).
         rule, partition, update: see the module docstring.
         block_size: tau, in [1, n].
@@ -423,6 +499,8 @@ def bcd(problem: _Problem, x0=None, *, rule: str = "random", partition: str = "o
         gs_norm: "l2" (paper) or "l1" (reference code) for the GS score.
         generator: torch.Generator for random / Lipschitz selection.
         on_failure: "warn" (ConvergenceWarning when the budget runs out), "raise" or "ignore".
+
+    Returns a :class:`BCDResult`; ``x`` is a torch tensor in the problem's dtype and device (numpy data: CPU).
     """
     _check_args(problem, rule, partition, update, block_size, max_iter, tol)
     if gs_norm not in ("l2", "l1"):
@@ -527,6 +605,80 @@ def bcd(problem: _Problem, x0=None, *, rule: str = "random", partition: str = "o
                      partition, update)
 
 
+def _forest_levels(n: int, edges: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Parent (-1 at roots) and depth of every node of an undirected forest given as ``edges`` (E, 2), by a
+    level-synchronous BFS over the edge list. Raises ValueError when the graph has a cycle (E != n - components)."""
+    device = edges.device
+    parent = torch.full((n,), -1, dtype=torch.long, device=device)
+    depth = torch.full((n,), -1, dtype=torch.long, device=device)
+    both = torch.cat([edges, edges.flip(1)])                              # directed both ways (2E, 2)
+    components = 0
+    while bool((depth < 0).any()):
+        root = int(torch.nonzero(depth < 0)[0])
+        components += 1
+        depth[root] = 0
+        frontier = torch.zeros(n, dtype=torch.bool, device=device)
+        frontier[root] = True
+        level = 0
+        while bool(frontier.any()):
+            step = both[frontier[both[:, 0]] & (depth[both[:, 1]] < 0)]      # frontier -> unvisited
+            level += 1
+            frontier = torch.zeros_like(frontier)
+            if step.numel():
+                parent[step[:, 1]] = step[:, 0]
+                depth[step[:, 1]] = level
+                frontier[step[:, 1]] = True
+    if edges.shape[0] != n - components:
+        raise ValueError(f"GaBP needs a forest (acyclic) sparsity graph: {edges.shape[0]} edges on {n} nodes in "
+                         f"{components} components means a cycle (spec 4.6: GaBP on a cyclic block is wrong)")
+    return parent, depth
+
+
+def gabp_solve(Q, c) -> torch.Tensor:
+    """Solve ``Q x = c`` exactly by Gaussian belief propagation when the sparsity graph of the symmetric positive
+    definite ``Q`` is a forest (spec 4.2: one upward and one downward sweep, O(n) messages). A cyclic graph raises.
+
+    Messages (i -> parent p): precision ``-Q_ip^2 / P_i\\p``, potential ``-Q_ip h_i\\p / P_i\\p``, where
+    ``P_i\\p, h_i\\p`` are node i's precision and potential without p's message; then the same from the root down."""
+    Q = _as_tensor(Q, "Q")
+    c = _as_tensor(c, "c", Q.dtype, Q.device).reshape(-1)
+    n = Q.shape[0]
+    if Q.dim() != 2 or Q.shape[1] != n or c.numel() != n:
+        raise ValueError(f"need a square Q and c of matching length, got {tuple(Q.shape)} and {c.numel()}")
+    if not torch.allclose(Q, Q.T, rtol=1e-10, atol=0.0) or not bool((torch.diagonal(Q) > 0).all()):
+        raise ValueError("Q must be symmetric with a positive diagonal")
+    edges = torch.nonzero(torch.triu(Q, 1) != 0)                          # (E, 2)
+    parent, depth = _forest_levels(n, edges)
+    diag = torch.diagonal(Q)
+    # Upward sweep: leaves first. up_P/up_h accumulate the children's messages at each node.
+    up_P, up_h = torch.zeros_like(c), torch.zeros_like(c)
+    msg_P, msg_h = torch.zeros_like(c), torch.zeros_like(c)              # message node -> its parent
+    q_parent = torch.zeros_like(c)
+    has_parent = parent >= 0
+    q_parent[has_parent] = Q[has_parent.nonzero().reshape(-1), parent[has_parent]]
+    max_depth = int(depth.max())
+    for level in range(max_depth, 0, -1):
+        nodes = torch.nonzero(depth == level).reshape(-1)
+        P_excl, h_excl = diag[nodes] + up_P[nodes], c[nodes] + up_h[nodes]
+        if not bool((P_excl > 0).all()):
+            raise ValueError("GaBP met a non-positive precision: Q is not positive definite")
+        msg_P[nodes] = -q_parent[nodes].pow(2) / P_excl
+        msg_h[nodes] = -q_parent[nodes] * h_excl / P_excl
+        up_P.index_add_(0, parent[nodes], msg_P[nodes])
+        up_h.index_add_(0, parent[nodes], msg_h[nodes])
+    # Downward sweep: full beliefs at the roots, then each child gets its parent's belief minus its own message.
+    full_P, full_h = diag + up_P, c + up_h
+    for level in range(1, max_depth + 1):
+        nodes = torch.nonzero(depth == level).reshape(-1)
+        p = parent[nodes]
+        P_p_excl, h_p_excl = full_P[p] - msg_P[nodes], full_h[p] - msg_h[nodes]
+        full_P[nodes] = full_P[nodes] - q_parent[nodes].pow(2) / P_p_excl
+        full_h[nodes] = full_h[nodes] - q_parent[nodes] * h_p_excl / P_p_excl
+    if not bool((full_P > 0).all()):
+        raise ValueError("GaBP met a non-positive precision: Q is not positive definite")
+    return full_h / full_P
+
+
 def dataset_a(n_rows: int = 1000, n_cols: int = 10_000, seed: int = 1, dtype=torch.float64,
               device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Spec 4.3 data set A (least squares): ``A`` entries N(0,1)+1, column j scaled by 10 N(0,1), each entry kept
@@ -542,3 +694,35 @@ def dataset_a(n_rows: int = 1000, n_cols: int = 10_000, seed: int = 1, dtype=tor
     b = A @ w + rng.standard_normal(n_rows)
     to = dict(dtype=dtype, device=device)
     return torch.as_tensor(A, **to), torch.as_tensor(b, **to), torch.as_tensor(w, **to)
+
+
+def dataset_d(n_rows: int = 50, n_cols: int = 50, n_labelled: int = 100, weight: float = 1e5, seed: int = 1,
+              dtype=torch.float64, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Spec 4.3 data set D: label propagation on an ``n_rows x n_cols`` lattice (node i at row ``i % n_rows``,
+    column ``i // n_rows``; every lattice edge has weight ``weight``), ``n_labelled`` nodes labelled ``10 N(0,1)``
+    drawn by numpy's legacy ``RandomState(seed)`` (choice, then randn, as the reference code). The unlabelled
+    nodes solve ``min 0.5 x^T Q x - c^T x`` with ``Q_ii`` = node degree (labelled neighbours included),
+    ``Q_ij = -w_ij`` and ``c_i = sum_{labelled j} w_ij y_j``. Returns dense ``(Q, c)``; spec f* = -1045999575.2270696
+    at the defaults."""
+    n = n_rows * n_cols
+    if n_rows < 2 or n_cols < 2 or not 0 < n_labelled < n or not weight > 0:
+        raise ValueError("need a lattice of at least 2 x 2, 0 < n_labelled < nodes and weight > 0")
+    rng = np.random.RandomState(seed)
+    labelled = rng.choice(n, n_labelled, replace=False)
+    y = np.zeros(n)
+    y[labelled] = rng.randn(n_labelled) * 10.0
+    node = np.arange(n)
+    down = node[node % n_rows != n_rows - 1]                               # edge (i, i + 1) inside a column
+    right = node[node // n_rows != n_cols - 1]                             # edge (i, i + n_rows) to the next column
+    src = np.concatenate([down, right])
+    dst = np.concatenate([down + 1, right + n_rows])
+    W = np.zeros((n, n))
+    W[src, dst] = W[dst, src] = weight
+    is_labelled = np.zeros(n, dtype=bool)
+    is_labelled[labelled] = True
+    free = ~is_labelled
+    Q = -W[np.ix_(free, free)]
+    Q[np.diag_indices_from(Q)] = W[free].sum(1)
+    c = W[np.ix_(free, is_labelled)] @ y[is_labelled]
+    to = dict(dtype=dtype, device=device)
+    return torch.as_tensor(Q, **to), torch.as_tensor(c, **to)
