@@ -28,7 +28,7 @@ def _train(model, target, data, epochs, gen, warmup=1, prune_epochs=4, periods=4
             nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
             opt.step()
             if not history or len(history) % 7 == 0 or record_all:
-                history.append([float(g.flat().abs().max()) for g in groups])
+                history.append([float(g.flat().detach().abs().max()) for g in groups])
             else:
                 history.append(history[-1])     # record every 7th step only (the loop over groups is slow)
     return groups, opt, torch.tensor(history)
