@@ -1,8 +1,8 @@
 """sciml.gp_pde: Gaussian-process PDE solvers.
 
 * GP-HM (Fang et al., ICLR 2024, arXiv:2311.04465): spectral-mixture product kernels on a tensor grid, Kronecker
-  prior, closed-form kernel derivatives, joint Adam (``mode="adam"``) or exact U-step + Adam
-  (``mode="alternating"``);
+  prior, closed-form kernel derivatives; matrix-free Gauss-Newton with a tolerance stop (default,
+  ``mode="gauss_newton"``), the paper's joint Adam (``mode="adam"``) or a dense U-step + Adam (``"alternating"``);
 * baselines: GP collocation with Gauss-Newton (Chen, Hosseini, Owhadi, Stuart 2021) and PINN / Fourier-feature PINN.
 
 Imports only sciml.core, sciml.linalg and torch (gpytorch is used by the tests only).

@@ -55,13 +55,14 @@ def _gaussian_blocks(x: torch.Tensor, y: torch.Tensor, sigma: float) -> tuple[to
 
 def box_points(domain, n_interior: int, n_boundary: int, generator: torch.Generator | None = None,
                dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu"):
-    """Uniform random interior points and boundary points spread uniformly over the faces of a box."""
+    """Uniform random interior points; boundary points given to the 2D faces in turn (stratified), uniform on each."""
     box = torch.tensor(domain, dtype=dtype, device=device)           # (D, 2)
     D = box.shape[0]
     lo, width = box[:, 0], box[:, 1] - box[:, 0]
     interior = lo + width * torch.rand(n_interior, D, dtype=dtype, device=device, generator=generator)
     bnd = lo + width * torch.rand(n_boundary, D, dtype=dtype, device=device, generator=generator)
-    face = torch.randint(0, 2 * D, (n_boundary,), device=device, generator=generator)
+    # stratified: faces in turn (a random face per point put both 1-D points on one end for half the seeds)
+    face = torch.arange(n_boundary, device=device) % (2 * D)
     dims, side = face // 2, (face % 2).to(dtype)
     rows = torch.arange(n_boundary, device=device)
     bnd[rows, dims] = lo[dims] + side * width[dims]

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from sciml.core import Status
-from sciml.gp_pde import gp_collocation, manufactured, poisson, train_pinn
+from sciml.core import ConvergenceWarning, Status
+from sciml.gp_pde import box_points, gp_collocation, manufactured, poisson, train_pinn
 from sciml.gp_pde.collocation import _gaussian_blocks
 
 PI = math.pi
@@ -77,3 +77,24 @@ def test_rff_pinn_runs_and_reports(gen):
     prob = manufactured(poisson(1), lambda x: torch.sin(100 * x[:, 0]), [(0.0, 1.0)])
     r = train_pinn(prob, fourier_sigmas=(1.0, 100.0), width=16, depth=1, n_collocation=64, steps=20, generator=gen)
     assert len(r.history["rel_l2"]) >= 2 and math.isfinite(r.rel_l2)
+
+
+def test_boundary_points_are_stratified_over_faces():
+    # issue 12: a random face per point put both 1-D boundary points on one end for 10 of 20 seeds
+    for seed in range(20):
+        _, xb = box_points([(0.0, 1.0)], 5, 2, torch.Generator().manual_seed(seed))
+        assert sorted(xb[:, 0].tolist()) == [0.0, 1.0]
+    _, xb = box_points([(0.0, 1.0), (0.0, 2.0)], 5, 8, torch.Generator().manual_seed(0))
+    on_face = torch.stack([xb[:, 0] == 0, xb[:, 0] == 1, xb[:, 1] == 0, xb[:, 1] == 2], 1)
+    assert on_face.sum(0).tolist() == [2, 2, 2, 2]
+
+
+def test_chen_collocation_1d_poisson():
+    # u'' = f written as -u'' + 0 = -f; u = sin(6x) on [0, 1], 40 random interior points + both ends
+    prob = manufactured(poisson(1), lambda x: torch.sin(6 * x[:, 0]), [(0.0, 1.0)])
+    with pytest.warns(ConvergenceWarning):     # a linear PDE: Gauss-Newton's second step changes nothing
+        r = gp_collocation(lambda v: 0.0 * v, lambda x: -prob.source(x), prob.boundary, [(0.0, 1.0)], 40, 2,
+                           sigma=0.2, gn_steps=1, generator=torch.Generator().manual_seed(0))
+    x = torch.linspace(0, 1, 200, dtype=torch.float64)[:, None]
+    err = float((r.predict(x) - torch.sin(6 * x[:, 0])).norm() / torch.sin(6 * x[:, 0]).norm())
+    assert err < 1e-4

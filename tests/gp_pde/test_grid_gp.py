@@ -123,3 +123,14 @@ def test_not_positive_definite_factor_is_a_clear_error():
         k.params.logw.fill_(float("nan"))
     with pytest.raises(ValueError, match="positive definite"):
         KroneckerGridPrior([k], grid_axes([(0.0, 1.0)], (5,), torch.float64, "cpu"))
+
+
+def test_midpoint_matrix_equals_cross_matrix(gen):
+    axes = [torch.linspace(0, 2, 9, dtype=torch.float64)]
+    kernels = _kernels(gen, dims=1)
+    prior = KroneckerGridPrior(kernels, axes, jitter=1e-4)
+    mids = 0.5 * (axes[0][1:] + axes[0][:-1])
+    with torch.no_grad():
+        for order in (0, 1, 2):
+            torch.testing.assert_close(prior.midpoint_matrix(0, order), prior.cross_matrix(0, mids, order),
+                                       rtol=1e-11, atol=1e-11)

@@ -24,6 +24,7 @@ def poisson_alternating():
     return solve(_sin100(poisson(1)), 100, mode="alternating", steps=200, eval_every=20)
 
 
+@pytest.mark.slow      # the dense alternating mode; the default suite covers its U-step in test_gauss_newton.py
 def test_alternating_poisson_sin100(poisson_alternating):
     r = poisson_alternating
     assert r.status is Status.CONVERGED and len(r.history["rel_l2"]) == 11
@@ -35,6 +36,7 @@ def test_alternating_poisson_sin100(poisson_alternating):
     assert err < 1e-2
 
 
+@pytest.mark.slow
 def test_learned_spectrum_moves_to_true_frequency(poisson_alternating):
     # 200 hyperparameter steps are too few to prune (log-weights move ~lr per step); the slow Adam test checks
     # the pruning. Here: the heaviest components sit at the true frequency, the initial grid spacing was F/29.
@@ -47,7 +49,7 @@ def test_gauss_newton_u_step_reaches_a_stationary_point_of_the_objective(gen):
     # Alternating mode's U-step on a nonlinear PDE (Allen-Cahn): repeated Gauss-Newton steps at fixed
     # hyperparameters must zero the autograd gradient of the full objective with respect to U.
     prob = manufactured(allen_cahn(2), lambda x: torch.sin(3 * x[:, 0]) * torch.cos(2 * x[:, 1]), [(0, 1), (0, 1)])
-    cfg = GPHMConfig(n_components=4, freq_scale=2.0)
+    cfg = GPHMConfig(n_components=4, freq_scale=2.0, jitter=1e-6)
     setup = _Setup(prob, (9, 10), cfg, "cpu")
     kernels = [SpectralMixture1D("gm", 4, 2.0) for _ in range(2)]
     comp = _Component(kernels, torch.randn(9, 10, dtype=torch.float64, generator=gen))
@@ -73,6 +75,7 @@ def test_alternating_allen_cahn_sin100():
     assert r.rel_l2 <= 3e-4
 
 
+@pytest.mark.slow      # the README example with the defaults runs in test_gauss_newton.py
 def test_user_defined_pde_end_to_end():
     # The README example: a user PDE as a function of the grid derivatives, with a manufactured solution.
     pde = PDE(2, lambda u, d: d("xx") + d("yy") + u * (u**2 - 1))
@@ -86,7 +89,8 @@ def test_user_defined_pde_end_to_end():
 
 def test_adam_loop_2d_and_extra_gp():
     prob = manufactured(poisson(2), lambda x: torch.sin(6 * x[:, 0]) * torch.sin(6 * x[:, 1]), [(0, 1), (0, 1)])
-    r = solve(prob, 16, n_components=6, freq_scale=2.0, steps=300, eval_every=100, extra_gp=0.5, test_points=40)
+    r = solve(prob, 16, mode="adam", n_components=6, freq_scale=2.0, steps=300, eval_every=100, extra_gp=0.5,
+              test_points=40)
     losses = r.history["loss"]
     assert r.status is Status.CONVERGED and losses[-1] < losses[0] and r.rel_l2 < r.history["rel_l2"][0]
     # after the change point the extra GP trains: the test error keeps falling in the second half
@@ -99,5 +103,5 @@ def test_adam_loop_2d_and_extra_gp():
 def test_divergence_is_reported_and_last_checkpoint_kept():
     prob = manufactured(poisson(1), lambda x: torch.sin(3 * x[:, 0]), [(0, 1)])
     with pytest.warns(ConvergenceWarning, match="nonfinite"):
-        r = solve(prob, 10, n_components=3, freq_scale=1.0, steps=50, eval_every=10, lr=1e6)
+        r = solve(prob, 10, mode="adam", n_components=3, freq_scale=1.0, steps=50, eval_every=10, lr=1e6)
     assert r.status is Status.NONFINITE and bool(torch.isfinite(r.values).all())
