@@ -13,7 +13,9 @@ folder), 130 when interrupted with Ctrl-C (the run's result.json then says "inte
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from sciml.core import close_matches
@@ -197,8 +199,15 @@ _COMMANDS = {"list": lambda a: _cmd_list(a.tag), "show": _cmd_show, "run": _cmd_
              "rerun": _cmd_rerun}
 
 
+def _terminate(signum, frame):
+    # SIGTERM (a scheduler's or `timeout`'s stop) is handled like Ctrl-C: the run writes status "interrupted"
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         discover()
         return _COMMANDS[args.command](args)
