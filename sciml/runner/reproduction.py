@@ -182,7 +182,7 @@ def comparison_markdown(paper: Paper, table: list[dict], scale: str) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in table:
         expect = "-" if r["expect"] is None else f"[{_fmt(r['expect'][0])}, {_fmt(r['expect'][1])}]"
-        lines.append(f"| {r['key']} | {r['source']} | {r['metric']} | {r['paper_setting']} | {r['ours_setting']} | "
-                     f"{_fmt(r['paper'])} | {_fmt(r['measured'])} | {_fmt(r['delta'])} | {expect} | "
-                     f"{r['verdict']} | {r['note']} |")
+        cells = [r["key"], r["source"], r["metric"], r["paper_setting"], r["ours_setting"], _fmt(r["paper"]),
+                 _fmt(r["measured"]), _fmt(r["delta"]), expect, r["verdict"], r["note"]]
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
