@@ -24,13 +24,18 @@ METHODS = ("mfac", "magnitude")
 SCOPES = ("global", "layer")
 
 
-def prunable_weights(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
-    """``weight`` of every Linear and Conv layer, keyed by module name."""
+def layer_weights(model: torch.nn.Module, purpose: str = "prune") -> dict[str, torch.nn.Parameter]:
+    """``weight`` of every Linear and Conv layer, keyed by module name (what pruning and HAWQ act on)."""
     layers = {name: mod.weight for name, mod in model.named_modules()
               if isinstance(mod, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d))}
     if not layers:
-        raise ValueError("model has no prunable layer (Linear or Conv weight)")
+        raise ValueError(f"model has no Linear or Conv layer to {purpose} (no prunable layer)")
     return layers
+
+
+def prunable_weights(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
+    """``weight`` of every Linear and Conv layer, keyed by module name."""
+    return layer_weights(model, "prune")
 
 
 def sparsity_schedule(target: float, steps: int) -> list[float]:

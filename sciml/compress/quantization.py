@@ -23,6 +23,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
+from sciml.compress.pruning import layer_weights
 from sciml.core import Result, Status
 from sciml.curvature import HessianOperator, hutchinson_trace, hutchpp_trace
 
@@ -67,11 +68,7 @@ def fake_quantize(weight: torch.Tensor, bits: int, per_channel: bool = False) ->
 
 def quantizable_layers(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
     """The weights HAWQ quantizes: ``weight`` of every Linear / Conv layer, keyed by module name."""
-    layers = {name: mod.weight for name, mod in model.named_modules()
-              if isinstance(mod, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d))}
-    if not layers:
-        raise ValueError("model has no Linear or Conv layer to quantize")
-    return layers
+    return layer_weights(model, "quantize")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,5 +27,8 @@ OPTIMIZERS = {
     "hybrid_auon": (HybridAuON, False, dict(lr=0.02)),
 }
 
-__all__ = ["AuON", "GradNormSmoothResult", "HybridAuON", "cosh_rms", "grad_norm_smooth", "AdaHessian", "CONVENTIONS", "MFAC", "Muon", "NAMO", "NAMOD", "OPTIMIZERS", "WithAdamW",
-           "matrix_and_other_params", "SophiaG", "SophiaH", "sample_labels", "spatial_average"]
+__all__ = [
+    "CONVENTIONS", "MFAC", "NAMO", "NAMOD", "OPTIMIZERS", "AdaHessian", "AuON", "GradNormSmoothResult", "HybridAuON",
+    "Muon", "SophiaG", "SophiaH", "WithAdamW", "cosh_rms", "grad_norm_smooth", "matrix_and_other_params",
+    "sample_labels", "spatial_average",
+]

@@ -45,6 +45,14 @@ def require_graph(params: Iterable[torch.Tensor], optimizer: str) -> None:
                              f"loss.backward(create_graph=True) before step()")
 
 
+def evaluate_closure(closure):
+    """``closure()`` under ``enable_grad`` (``step`` runs under ``no_grad``), or None: torch's optimizer idiom."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
 def random_like(p: torch.Tensor, kind: str, generator: torch.Generator | None) -> torch.Tensor:
     """Rademacher or Gaussian probe with ``p``'s shape, dtype and device, drawn from ``generator`` (whose device
     may differ from ``p``'s: the draw happens on the generator's device and is moved)."""

@@ -22,7 +22,7 @@ import math
 import torch
 
 from sciml.optim._common import (GeneratorStateMixin, check_betas, check_finite_grads, check_lr, check_nonnegative,
-                                 random_like, require_graph)
+                                 evaluate_closure, random_like, require_graph)
 
 
 def spatial_average(d: torch.Tensor, block_size: int | None) -> torch.Tensor:
@@ -86,10 +86,7 @@ class AdaHessian(GeneratorStateMixin, torch.optim.Optimizer):
     def step(self, closure=None, *, probes: list[torch.Tensor] | None = None):
         """One step. ``probes``: Rademacher vectors to use instead of drawing (one per parameter with a gradient,
         in param-group order; for deterministic comparisons)."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate_closure(closure)
         params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
         check_finite_grads(params, "AdaHessian")
         refresh = self._steps % self.update_interval == 0

@@ -21,8 +21,8 @@ import math
 import torch
 
 from sciml.linalg import newton_schulz
-from sciml.optim._common import check_finite_grads, check_lr, check_nonnegative, check_positive
-from sciml.optim.muon import NS_COEFFICIENTS, _as_matrix
+from sciml.optim._common import check_finite_grads, check_lr, check_nonnegative, check_positive, evaluate_closure
+from sciml.optim.muon import NS_COEFFICIENTS, _as_matrix, _check_matrices
 
 
 def cosh_rms(X: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
@@ -51,9 +51,7 @@ class AuON(torch.optim.Optimizer):
             raise ValueError(f"ns_steps must be an int >= 0, got {ns_steps!r}")
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, version=version,
                                       gamma=gamma, ns_steps=ns_steps, ns_dtype=ns_dtype))
-        for group in self.param_groups:
-            for p in group["params"]:
-                _as_matrix(p, type(self).__name__)
+        _check_matrices(self)
 
     def direction(self, Mt: torch.Tensor, group: dict) -> torch.Tensor:
         """The update direction for Nesterov momentum ``Mt`` (before the learning rate)."""
@@ -70,10 +68,7 @@ class AuON(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate_closure(closure)
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             check_finite_grads(params, type(self).__name__)

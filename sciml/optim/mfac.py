@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from sciml.curvature.mfac import MFACInverseFisher
-from sciml.optim._common import check_finite_grads, check_lr, check_nonnegative, check_positive
+from sciml.optim._common import check_finite_grads, check_lr, check_nonnegative, check_positive, evaluate_closure
 
 
 class MFAC(torch.optim.Optimizer):
@@ -32,10 +32,7 @@ class MFAC(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate_closure(closure)
         for index, group in enumerate(self.param_groups):
             params = [p for p in group["params"] if p.grad is not None]
             if not params:

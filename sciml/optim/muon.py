@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from sciml.linalg import newton_schulz, polar
-from sciml.optim._common import check_finite_grads, check_lr, check_nonnegative, check_positive
+from sciml.optim._common import check_finite_grads, check_lr, check_nonnegative, check_positive, evaluate_closure
 
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)     # Keller Jordan's quintic, also torch.optim.Muon's default
 
@@ -49,6 +49,12 @@ def _as_matrix(t: torch.Tensor, name: str) -> torch.Tensor:
     return t.reshape(t.shape[0], -1)
 
 
+def _check_matrices(optimizer: torch.optim.Optimizer) -> None:
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            _as_matrix(p, type(optimizer).__name__)
+
+
 def _orthogonalize(M: torch.Tensor, group: dict) -> torch.Tensor:
     if group["orthogonalize"] == "polar":
         return polar(M).unitary
@@ -71,16 +77,11 @@ class Muon(torch.optim.Optimizer):
         super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
                                       ns_coefficients=tuple(ns_coefficients), eps=eps, ns_steps=ns_steps,
                                       adjust_lr_fn=adjust_lr_fn, orthogonalize=orthogonalize, ns_dtype=ns_dtype))
-        for group in self.param_groups:
-            for p in group["params"]:
-                _as_matrix(p, "Muon")
+        _check_matrices(self)
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate_closure(closure)
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             check_finite_grads(params, "Muon")
@@ -122,9 +123,7 @@ class NAMO(torch.optim.Optimizer):
                                       scale_coeff=scale_coeff, nesterov=nesterov, ns_steps=ns_steps,
                                       ns_coefficients=tuple(ns_coefficients), orthogonalize=orthogonalize,
                                       ns_dtype=ns_dtype, form=form, col_clamp=col_clamp))
-        for group in self.param_groups:
-            for p in group["params"]:
-                _as_matrix(p, type(self).__name__)
+        _check_matrices(self)
 
     def _scales(self, grad, Mt, state, group, base):
         """(decay factor, step scale) as tensors broadcastable over the (m, n) matrix."""
@@ -149,10 +148,7 @@ class NAMO(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate_closure(closure)
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             check_finite_grads(params, type(self).__name__)
@@ -224,10 +220,7 @@ class WithAdamW(torch.optim.Optimizer):
             self.adamw.zero_grad(set_to_none)
 
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate_closure(closure)
         self.matrix.step()
         if self.adamw:
             self.adamw.step()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from sciml.optim._common import (GeneratorStateMixin, check_betas, check_finite_grads, check_lr, check_nonnegative,
-                                 check_positive, random_like, require_graph)
+                                 check_positive, evaluate_closure, random_like, require_graph)
 
 CONVENTIONS = ("code", "paper", "levanter")
 
@@ -112,10 +112,7 @@ class SophiaG(_Sophia):
 
     @torch.no_grad()
     def step(self, closure=None, bs: int = 5120):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate_closure(closure)
         self._update(bs)
         return loss
 
@@ -143,10 +140,7 @@ class SophiaH(GeneratorStateMixin, _Sophia):
 
     @torch.no_grad()
     def step(self, closure=None, bs: int = 1):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate_closure(closure)
         params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
         check_finite_grads(params, "SophiaH")
         if self.hessian_due:
