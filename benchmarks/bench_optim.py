@@ -15,6 +15,8 @@ import platform
 import statistics
 import time
 
+import numpy as np
+
 import torch
 from torch import nn
 
@@ -106,6 +108,77 @@ def bench_mfac() -> None:
         print(f"| {d:,} | {m} | {build:.3f} | {ihvp * 1e3:.2f} | {dense} | {ratio} | {ihvp_b * 1e3:.2f} |")
 
 
+def bench_peers_curvature() -> None:
+    """M-FAC vs curvlinops' empirical-Fisher operator + CG, and HAWQ's traces vs PyHessian's ``trace()``."""
+    try:
+        from curvlinops import EFLinearOperator
+        from pyhessian import hessian as pyhessian_hessian
+    except ImportError as err:
+        print(f"\n(skipping the curvlinops / PyHessian comparisons: {err})")
+        return
+    from sciml.compress import hawq_sensitivity
+    from sciml.curvature import HessianOperator, hutchinson_trace
+    from sciml.curvature.mfac import MFACInverseFisher
+    from sciml.linalg import MatvecOperator, conjugate_gradient
+
+    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 128), nn.Tanh(), nn.Linear(128, 10)).double()
+    params = [p for p in model.parameters()]
+    d = sum(p.numel() for p in params)
+    m, damp = 64, 1e-3
+    x, y = torch.randn(m, 64, generator=g, dtype=torch.float64), torch.randint(0, 10, (m,), generator=g)
+    v = torch.randn(d, generator=g, dtype=torch.float64)
+
+    def mfac():
+        grads = []
+        for i in range(m):                  # one gradient per sample: the empirical Fisher of these m samples
+            gi = torch.autograd.grad(nn.functional.cross_entropy(model(x[i:i + 1]), y[i:i + 1]), params)
+            grads.append(torch.cat([t.reshape(-1) for t in gi]))
+        return MFACInverseFisher(torch.stack(grads), damp).ihvp(v)
+
+    ef = EFLinearOperator(model, nn.CrossEntropyLoss(), params, [(x[i:i + 1], y[i:i + 1]) for i in range(m)],
+                          check_deterministic=False)
+
+    def ef_cg():
+        op = MatvecOperator(lambda U: ef @ U + damp * U, (d, d), dtype=torch.float64)   # (EF + damp I)
+        return conjugate_gradient(op, v, rtol=1e-10, max_iter=2000, check_symmetry=False, on_failure="ignore")
+
+    ours, peer = median_time(mfac, repeat=3, inner=1), median_time(ef_cg, repeat=3, inner=1)
+    err = float((mfac() - ef_cg().x).norm() / mfac().norm())
+    print(f"\n## M-FAC inverse-Fisher product vs curvlinops EFLinearOperator + CG (d = {d}, m = {m}, damp {damp})\n")
+    print(f"M-FAC (gradients + build + product) {ours:.3f} s; curvlinops EF + CG to rtol 1e-10 {peer:.3f} s; "
+          f"ratio {peer / ours:.1f}; answers agree to {err:.1e}")
+
+    cnn = digits_cnn().double()
+    xc, yc = torch.randn(400, 1, 8, 8, generator=g, dtype=torch.float64), torch.randint(0, 10, (400,), generator=g)
+    probes = 100
+
+    def ours_trace():
+        return hutchinson_trace(HessianOperator(cnn, nn.functional.cross_entropy, (xc, yc)), probes,
+                                generator=torch.Generator().manual_seed(1)).mean
+
+    used = []
+
+    def peer_trace():
+        h = pyhessian_hessian(cnn, nn.CrossEntropyLoss(), data=(xc, yc), cuda=False)
+        samples = h.trace(maxIter=probes, tol=0.0)
+        used.append(len(samples))       # PyPI 0.1 stops early when its running mean is negative (spec A.5 bug)
+        return float(np.mean(samples))
+
+    def hawq():
+        return hawq_sensitivity(cnn, nn.functional.cross_entropy, (xc, yc), num_probes=probes,
+                                generator=torch.Generator().manual_seed(1))
+
+    t_ours, t_peer, t_hawq = (median_time(f, repeat=3, inner=1) for f in (ours_trace, peer_trace, hawq))
+    print(f"\n## Hessian trace, digits CNN, 400 samples, {probes} probes (float64)\n")
+    peer_value, peer_probes = peer_trace(), used[-1]
+    print(f"sciml hutchinson_trace: {t_ours / probes * 1e3:.1f} ms per probe (trace {float(ours_trace()):.3f}, "
+          f"{probes} probes); PyHessian trace(): {t_peer / peer_probes * 1e3:.1f} ms per probe (trace {peer_value:.3f}, "
+          f"stopped after {peer_probes} of {probes} probes); per-probe ratio {t_peer / peer_probes / (t_ours / probes):.2f}."
+          f" HAWQ per-layer traces (4 layers x {probes} probes, one block HVP each): {t_hawq:.2f} s")
+
+
 def bench_hesso() -> None:
     from sciml.compress import HESSO, zero_invariant_groups
 
@@ -130,4 +203,5 @@ if __name__ == "__main__":
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch thread, torch {torch.__version__}")
     bench_steps()
     bench_mfac()
+    bench_peers_curvature()
     bench_hesso()
