@@ -32,8 +32,9 @@ def check_positive(name: str, value: float) -> None:
 
 def check_finite_grads(params: Iterable[torch.Tensor], optimizer: str) -> None:
     """Raise on a non-finite gradient: one reduction per tensor, ONE host sync per call."""
-    flags = [torch.isfinite(p.grad).all() for p in params if p.grad is not None]
-    if flags and not bool(torch.stack(flags).all()):
+    grads = [p.grad for p in params if p.grad is not None]
+    # one fused reduction over all gradients (a NaN or Inf anywhere makes the sum of norms non-finite)
+    if grads and not bool(torch.isfinite(torch.stack(torch._foreach_norm(grads)).sum())):
         raise ValueError(f"{optimizer}: a gradient contains NaN or Inf; lower the learning rate or check the loss")
 
 

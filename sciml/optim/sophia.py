@@ -80,7 +80,8 @@ class _Sophia(torch.optim.Optimizer):
                 m, h = state["exp_avg"], state["hessian"]
                 m.mul_(b1).add_(p.grad.detach(), alpha=1 - b1)
                 if self.convention == "code":
-                    ratio = (m.abs() / (group["rho"] * bs * h.clamp_min(0) + 1e-15)).clamp(max=1.0)
+                    denom = h.clamp_min(0).mul_(group["rho"] * bs).add_(1e-15)     # guard: h <= 0 -> lr sign(m)
+                    ratio = m.abs().div_(denom).clamp_(max=1.0)
                     p.addcmul_(m.sign(), ratio, value=-lr)
                 else:
                     m_eff = m / (1 - b1 ** state["step"]) if self.convention == "levanter" else m
