@@ -10,7 +10,7 @@ import time
 import numpy as np
 import torch
 
-from experiments.digits_common import digits_split
+from experiments.digits_common import digits_split, fit_adam
 from sciml.compress import allocate_bits, hawq_sensitivity, quantizable_layers, quantize
 from sciml.runner import ExperimentConfig, RunContext, experiment
 
@@ -38,16 +38,6 @@ def digits_cnn() -> torch.nn.Sequential:
         torch.nn.Linear(128, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
 
 
-def train(model, train_data, epochs: int, lr: float, generator: torch.Generator) -> None:
-    x, y = train_data
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    for _ in range(epochs):
-        for idx in torch.randperm(len(y), generator=generator).split(100):
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
-            opt.step()
-
-
 @torch.no_grad()
 def evaluate(model, data) -> tuple[float, float]:
     """(mean cross-entropy in float64, accuracy)."""
@@ -69,7 +59,7 @@ def hawq_study(cfg: Config, ctx: RunContext) -> dict[str, float]:
     model = digits_cnn()
     train_data, test_data = digits_split(0, images=True)
     epochs = 2 if cfg.smoke else cfg.epochs
-    train(model, train_data, epochs, cfg.lr, gen)
+    fit_adam(model, train_data, epochs, cfg.lr, 100, gen)          # spec: batch 100
     model.eval()
     base_loss, base_train_acc = evaluate(model, train_data)
     _, base_test_acc = evaluate(model, test_data)

@@ -7,7 +7,7 @@ import dataclasses
 
 import torch
 
-from experiments.digits_common import digits_split
+from experiments.digits_common import digits_split, fit_adam
 from sciml.compress import prune
 from sciml.runner import ExperimentConfig, RunContext, experiment
 
@@ -29,14 +29,7 @@ class Config(ExperimentConfig):
 
 def train_mlp(train_data, epochs: int, lr: float, generator: torch.Generator, dtype=torch.float64):
     model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10)).to(dtype)
-    x, y = train_data
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    for _ in range(epochs):
-        for idx in torch.randperm(len(y), generator=generator).split(32):
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
-            opt.step()
-    return model
+    return fit_adam(model, train_data, epochs, lr, 32, generator)
 
 
 def accuracy(model, data) -> float:

@@ -18,3 +18,16 @@ def digits_split(seed: int = 0, dtype: torch.dtype = torch.float32, images: bool
         x = x.unsqueeze(1)
     y = torch.tensor(d.target[perm])
     return (x[:1400], y[:1400]), (x[1400:], y[1400:])
+
+
+def fit_adam(model: torch.nn.Module, train_data, epochs: int, lr: float, batch_size: int,
+             generator: torch.Generator) -> torch.nn.Module:
+    """Minibatch Adam on the mean cross-entropy, reshuffled each epoch from ``generator``; returns ``model``."""
+    x, y = train_data
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(epochs):
+        for idx in torch.randperm(len(y), generator=generator).split(batch_size):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+            opt.step()
+    return model

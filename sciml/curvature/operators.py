@@ -73,7 +73,8 @@ class CurvatureOperator(LinearOperator):
 
     def _batch_product(self, index: int, X: torch.Tensor, y: torch.Tensor, theta: tuple[torch.Tensor, ...],
                        Vs: tuple[torch.Tensor, ...]) -> Sequence[torch.Tensor]:
-        raise NotImplementedError
+        """Abstract hook: the products of this batch's curvature with ``Vs``. Every concrete operator defines it."""
+        raise NotImplementedError(f"{type(self).__name__} must define _batch_product")
 
     def to_dense(self, chunk_size: int = 256, force: bool = False) -> torch.Tensor:
         """The exact ``(P, P)`` matrix by products with identity columns, ``chunk_size`` at a time (tests, small P)."""
@@ -167,7 +168,8 @@ class _OutputSpaceOperator(CurvatureOperator):
         return vmap(pullback)(MJV)[0]
 
     def _output_product(self, index: int, output: torch.Tensor, y: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Abstract hook: the output-space matrix applied to ``U``. GGN, Fisher-MC and empirical Fisher define it."""
+        raise NotImplementedError(f"{type(self).__name__} must define _output_product")
 
 
 class GGNOperator(_OutputSpaceOperator):

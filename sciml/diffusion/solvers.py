@@ -93,7 +93,8 @@ class SolverStep:
         return torch.randn(x.shape, dtype=x.dtype, device=x.device, generator=self.generator)
 
     def step(self, x: torch.Tensor, i: int) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+        """Abstract hook: one solver step from grid index ``i``. Every registered solver defines it."""
+        raise NotImplementedError(f"{type(self).__name__} must define step")
 
 
 def _ddim_update(x, eps, a_s, s_s, a_t, s_t, direction):
