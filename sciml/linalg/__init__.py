@@ -10,7 +10,8 @@ from sciml.linalg.hutchinson import DiagonalEstimate, Estimate, hutchinson_diago
 from sciml.linalg.interop import from_linear_operator, from_scipy, to_linear_operator, to_scipy
 from sciml.linalg.kronecker import KroneckerConditioning, KroneckerEigh, KroneckerOperator, kron_apply, kron_vector
 from sciml.linalg.krylov import (LanczosResult, PowerResult, SolveResult, SpectralDensity, check_symmetric_probe,
-                                 conjugate_gradient, lanczos, power_iteration, slq_density)
+                                 conjugate_gradient, jacobi_preconditioner, lanczos, power_iteration, slq_density)
+from sciml.linalg.logdomain import log_kernel_reduce
 from sciml.linalg.matfun import PolarResult, inv_sqrtm_psd, logm_psd, newton_schulz, polar, sqrtm_psd
 from sciml.linalg.operator import DenseOperator, LinearOperator, MatvecOperator, as_operator
 from sciml.linalg.sparse import SparseOperator
@@ -31,5 +32,5 @@ __all__ = [
     "tucker_hooi", "tucker_hosvd", "unfold",
     "KroneckerConditioning", "check_symmetric_probe", "from_linear_operator", "from_scipy", "kron_apply",
     "to_linear_operator", "to_scipy", "SparseOperator", "divided_differences", "lyapunov_solve", "spd_inv_sqrtm",
-    "spd_logm", "spd_matrix_function", "spd_power", "spd_sqrtm",
+    "spd_logm", "spd_matrix_function", "spd_power", "spd_sqrtm", "jacobi_preconditioner", "log_kernel_reduce",
 ]

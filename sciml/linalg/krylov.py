@@ -15,7 +15,7 @@ import torch
 
 from sciml.core import Result, Status, check_floating, check_generator, report_status
 from sciml.linalg.hutchinson import Estimate, OperatorLike, random_probes, square_operator
-from sciml.linalg.operator import LinearOperator, as_operator
+from sciml.linalg.operator import LinearOperator, MatvecOperator, as_operator
 
 WHICH = ("largest", "smallest", "both")
 
@@ -133,7 +133,7 @@ class SpectralDensity(Result):
 
 # ---- conjugate gradient ----------------------------------------------------------------------------------------
 def conjugate_gradient(op: OperatorLike, b: torch.Tensor, *, n: int | None = None,
-                       preconditioner: OperatorLike | None = None, x0: torch.Tensor | None = None,
+                       preconditioner: OperatorLike | str | None = None, x0: torch.Tensor | None = None,
                        rtol: float = 1e-10, atol: float = 0.0, max_iter: int | None = None,
                        on_failure: str = "warn", check_symmetry: bool = True) -> SolveResult:
     """Preconditioned conjugate gradient for symmetric positive-definite ``A x = b``, column-wise batched.
@@ -155,7 +155,8 @@ def conjugate_gradient(op: OperatorLike, b: torch.Tensor, *, n: int | None = Non
         op: a symmetric positive-definite LinearOperator, dense tensor, or callable ``(n, k) -> (n, k)``.
         b: right-hand side, finite, of shape (n,) or (n, k); a callable operator takes b's dtype and device.
         n: size of a callable operator.
-        preconditioner: applies ``M^{-1}`` (operator, dense matrix of ``M^{-1}``, or callable); SPD.
+        preconditioner: applies ``M^{-1}`` (operator, dense matrix of ``M^{-1}``, or callable); SPD. The string
+            ``"jacobi"`` uses ``M = diag(A)`` (see :func:`jacobi_preconditioner`).
         x0: initial guess of b's shape (default zeros).
         rtol, atol: finite, >= 0, not both 0: stop when every column has ``||b - A x|| <= max(rtol ||b||, atol)``.
         max_iter: iteration budget (default ``10 * n``).
@@ -189,7 +190,13 @@ def conjugate_gradient(op: OperatorLike, b: torch.Tensor, *, n: int | None = Non
         raise ValueError(f"on_failure must be 'warn', 'raise' or 'ignore', got {on_failure!r}")
     if check_symmetry:
         check_symmetric_probe(A, "conjugate_gradient")
-    M = None if preconditioner is None else as_operator(preconditioner, n=size, dtype=b.dtype, device=b.device)
+    if isinstance(preconditioner, str):
+        if preconditioner != "jacobi":
+            raise ValueError(f"preconditioner must be an operator, a matrix, a callable, 'jacobi' or None, got "
+                             f"{preconditioner!r}")
+        M = jacobi_preconditioner(A)
+    else:
+        M = None if preconditioner is None else as_operator(preconditioner, n=size, dtype=b.dtype, device=b.device)
     B = b[:, None] if b.ndim == 1 else b  # (n, k)
     if x0 is None:
         X = torch.zeros_like(B)
@@ -229,6 +236,33 @@ def conjugate_gradient(op: OperatorLike, b: torch.Tensor, *, n: int | None = Non
                   f"{torch.finfo(b.dtype).eps:.1e} x cond(A))", on_failure)
     return SolveResult(x=X[:, 0] if b.ndim == 1 else X, status=status, method="cg", n_iter=it,
                        residual_norm=residual, history=tuple(history), restarts=restarts)
+
+
+def jacobi_preconditioner(op: OperatorLike | torch.Tensor, *, diagonal: torch.Tensor | None = None) -> LinearOperator:
+    """The Jacobi preconditioner ``M^{-1} = diag(A)^{-1}`` as an operator for :func:`conjugate_gradient`.
+
+    Args:
+        op: the SPD operator (its ``diagonal()`` is used: structured operators such as SparseOperator give it
+            without densifying), or None when ``diagonal`` is given.
+        diagonal: the diagonal of A directly (n,), e.g. the row sums of a transport plan in Sinkhorn-Newton.
+
+    Raises ValueError when an entry of the diagonal is not finite and > 0 (A would not be positive definite).
+    """
+    if diagonal is None:
+        if op is None:
+            raise ValueError("jacobi_preconditioner needs an operator or its diagonal")
+        A = op if isinstance(op, LinearOperator) else as_operator(op)
+        diagonal = A.diagonal()
+    check_floating(diagonal, "diagonal")
+    if diagonal.ndim != 1:
+        raise ValueError(f"diagonal must be a vector (n,), got shape {tuple(diagonal.shape)}")
+    bad = ~(diagonal > 0)
+    if bool(bad.any()):
+        index = int(bad.nonzero()[0, 0])
+        raise ValueError(f"the Jacobi preconditioner needs a positive diagonal; entry {index} is "
+                         f"{float(diagonal[index]):.3e} (a positive-definite A has diag(A) > 0)")
+    inverse = diagonal.reciprocal()[:, None]  # (n, 1): broadcasts over the k right-hand sides
+    return MatvecOperator(lambda X: inverse * X, diagonal.shape[0], diagonal.dtype, diagonal.device)
 
 
 MAX_CG_RESTARTS = 3  # restarts from the true residual before CG gives up (attainable accuracy reached)

@@ -207,6 +207,13 @@ CASES = [
     ("chebyshev_integral_weights/n", lambda: la.chebyshev_integral_weights(0), "n"),
     ("chebyshev_integral_weights/domain", lambda: la.chebyshev_integral_weights(5, domain=(1.0, 0.0)), "a < b"),
     ("chebyshev_integrate/nan", lambda: la.chebyshev_integrate(with_nan(COEF)), "NaN"),
+    # ---- log-domain reductions and Jacobi ----------------------------------------------------------------------
+    ("log_kernel_reduce/nan", lambda: la.log_kernel_reduce(with_nan(COEF), torch.zeros(4, dtype=F64),
+                                                           torch.zeros(5, dtype=F64), 1.0), "NaN"),
+    ("log_kernel_reduce/eta", lambda: la.log_kernel_reduce(COEF, torch.zeros(4, dtype=F64),
+                                                           torch.zeros(5, dtype=F64), -1.0), "eta must be"),
+    ("jacobi_preconditioner/indefinite", lambda: la.jacobi_preconditioner(-spd(3)), "positive diagonal"),
+    ("jacobi_preconditioner/nan", lambda: la.jacobi_preconditioner(None, diagonal=with_nan(V6)), "NaN"),
 ]
 
 
