@@ -15,8 +15,8 @@ from sciml.linalg.logdomain import log_kernel_reduce
 from sciml.linalg.matfun import PolarResult, inv_sqrtm_psd, logm_psd, newton_schulz, polar, sqrtm_psd
 from sciml.linalg.operator import DenseOperator, LinearOperator, MatvecOperator, as_operator
 from sciml.linalg.sparse import SparseOperator
-from sciml.linalg.spd import (divided_differences, lyapunov_solve, spd_inv_sqrtm, spd_logm, spd_matrix_function,
-                              spd_power, spd_sqrtm)
+from sciml.linalg.spd import (divided_differences, eigenvalue_clamp, lyapunov_solve, spd_inv_sqrtm, spd_logm,
+                              spd_matrix_function, spd_power, spd_sqrtm)
 from sciml.linalg.tensor_ops import fold, khatri_rao, mode_product, multi_mode_product, unfold
 from sciml.linalg.tucker import TuckerFit, TuckerTensor, tucker_hooi, tucker_hosvd
 
@@ -33,4 +33,5 @@ __all__ = [
     "KroneckerConditioning", "check_symmetric_probe", "from_linear_operator", "from_scipy", "kron_apply",
     "to_linear_operator", "to_scipy", "SparseOperator", "divided_differences", "lyapunov_solve", "spd_inv_sqrtm",
     "spd_logm", "spd_matrix_function", "spd_power", "spd_sqrtm", "jacobi_preconditioner", "log_kernel_reduce",
+    "eigenvalue_clamp",
 ]

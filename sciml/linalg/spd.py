@@ -28,8 +28,11 @@ from sciml.core import check_floating
 Fn = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _check_symmetric_batch(A: torch.Tensor, name: str, *, positive: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validate and decompose: float64 eigenvalues (..., n) and eigenvectors (..., n, n) of sym(A)."""
+def _check_symmetric_batch(A: torch.Tensor, name: str, *,
+                           positive: bool | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate and decompose: float64 eigenvalues (..., n) and eigenvectors (..., n, n) of sym(A).
+
+    ``positive``: True requires PD, False PSD (eigenvalues clamped at 0), None any symmetric matrix."""
     check_floating(A, name)
     if A.is_complex():
         raise ValueError(f"{name} needs a real symmetric matrix, got dtype {A.dtype}")
@@ -43,6 +46,8 @@ def _check_symmetric_batch(A: torch.Tensor, name: str, *, positive: bool) -> tup
     if float(asym) > tol:
         raise ValueError(f"{name} needs a symmetric matrix; max |A - A^T| / max |A| = {float(asym):.2e}")
     lam, V = torch.linalg.eigh((A64 + A64.mT) / 2)
+    if positive is None:
+        return lam, V
     top = lam.abs().amax(dim=-1, keepdim=True)
     floor = -tol * top if not positive else tol * top
     bad = lam < floor if not positive else lam <= floor
@@ -111,6 +116,18 @@ def spd_power(A: torch.Tensor, p: float) -> torch.Tensor:
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not math.isfinite(p):
         raise ValueError(f"p must be a finite real number, got {p!r}")
     return spd_matrix_function(A, lambda x: x ** p, lambda x: p * x ** (p - 1), name="spd_power", positive=True)
+
+
+def eigenvalue_clamp(A: torch.Tensor, floor: float) -> torch.Tensor:
+    """``V max(L, floor) V^T`` of any symmetric matrix (SPDNet's ReEig; an SPD projection for ``floor > 0``).
+
+    The gradient is the Daleckii-Krein one of ``max(x, floor)`` (derivative 1 above the floor, 0 below), finite
+    at repeated eigenvalues. Shapes: (..., n, n) -> same.
+    """
+    if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not math.isfinite(floor):
+        raise ValueError(f"floor must be a finite real number, got {floor!r}")
+    lam, V = _check_symmetric_batch(A, "eigenvalue_clamp", positive=None)
+    return _SpectralFunction.apply(A, lam, V, lambda x: x.clamp_min(floor), lambda x: (x > floor).to(x.dtype))
 
 
 def spd_logm(A: torch.Tensor) -> torch.Tensor:

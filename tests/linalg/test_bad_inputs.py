@@ -151,6 +151,8 @@ CASES = [
     ("spd_sqrtm/nonsym", lambda: la.spd_sqrtm(nonsym(4)), "symmetric"),
     ("spd_inv_sqrtm/indefinite", lambda: la.spd_inv_sqrtm(-spd()), "not positive definite"),
     ("spd_power/p", lambda: la.spd_power(spd(), float("inf")), "p must be"),
+    ("eigenvalue_clamp/floor", lambda: la.eigenvalue_clamp(spd(), float("nan")), "floor must be"),
+    ("eigenvalue_clamp/nonsym", lambda: la.eigenvalue_clamp(nonsym(), 0.1), "symmetric"),
     ("spd_logm/complex", lambda: la.spd_logm(spd().to(torch.complex128)), "real symmetric"),
     ("spd_matrix_function/shape", lambda: la.spd_matrix_function(torch.ones(3, 4, dtype=F64), torch.sqrt,
                                                                   torch.sqrt), "square"),
