@@ -1,9 +1,8 @@
-"""HESSO (Chen et al., arXiv 2409.09085): structured pruning while training, standalone for MLPs and plain CNNs.
+"""HESSO (Chen et al., arXiv 2409.09085): structured pruning while training, standalone (no OTO graph).
 
-A *zero-invariant group* (ZIG) is a hidden unit or conv channel: its incoming weights and bias (and BatchNorm
-scale/shift), plus, as the auxiliary part, the matching input slice of the next layer. When the non-auxiliary
-part is zero the unit outputs ``act(0) = 0`` (ReLU, tanh, GELU, ...), so deleting the group (rows here, columns
-of the next layer) leaves the network's function unchanged: :func:`compact_model` builds that smaller network.
+It drives a target fraction of zero-invariant groups (:mod:`sciml.compress.groups`: hidden units, conv
+channels, residual-stream channels shared by every layer of a stage) to exactly zero while training, so that
+:func:`sciml.compress.compact_model` can then delete them without changing the network's function.
 
 The optimizer follows the released ``hesso.py`` (spec B.10): the base step is SGD with momentum (the first
 momentum buffer is the gradient itself) or OTO's Adam variant; after ``start_pruning_step`` it runs
@@ -18,88 +17,15 @@ the CRIC front-end are out of scope; the OTO package itself does not import with
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import math
 from typing import Sequence
 
 import torch
 from torch import nn
 
+from sciml.compress.groups import ZeroInvariantGroup
+
 CRITERIA = ("magnitude", "avg_magnitude", "cosine_similarity", "taylor_first_order", "taylor_second_order")
-_ACT_ZERO_SAFE = (nn.ReLU, nn.Tanh, nn.GELU, nn.LeakyReLU, nn.ELU, nn.SiLU, nn.Identity, nn.Hardtanh, nn.ReLU6)
-
-
-@dataclasses.dataclass(frozen=True)
-class ZeroInvariantGroup:
-    """Unit ``index`` of layer ``layer``: ``members`` are (parameter, dim, slice) triples zeroed together;
-    ``auxiliary`` are the consumer's input slices (kept in sync by :func:`compact_model`, not scored)."""
-
-    layer: str
-    index: int
-    members: tuple[tuple[nn.Parameter, int, slice], ...]
-    auxiliary: tuple[tuple[nn.Parameter, int, slice], ...]
-
-    def flat(self, tensors: dict[nn.Parameter, torch.Tensor] | None = None) -> torch.Tensor:
-        """The group's (non-auxiliary) entries of the parameters, or of ``tensors[param]``, flattened."""
-        parts = []
-        for p, dim, sl in self.members:
-            t = p if tensors is None else tensors[p]
-            parts.append(t.narrow(dim, sl.start, sl.stop - sl.start).reshape(-1))
-        return torch.cat(parts)
-
-
-def _units(module: nn.Module) -> int:
-    return module.out_features if isinstance(module, nn.Linear) else module.out_channels
-
-
-def zero_invariant_groups(model: nn.Sequential) -> list[ZeroInvariantGroup]:
-    """ZIGs of a plain ``nn.Sequential`` MLP or CNN: every unit of every Linear/Conv layer except the last.
-
-    Supported between a producer and its consumer: activations with ``act(0) = 0``, BatchNorm (its scale and
-    shift join the group), pooling, dropout and Flatten (a conv channel becomes a contiguous block of features).
-    Anything else (residual additions, attention) raises: define the groups by hand for such networks.
-    """
-    if not isinstance(model, nn.Sequential):
-        raise ValueError("automatic groups need an nn.Sequential MLP/CNN; build ZeroInvariantGroup lists by hand "
-                         "for other architectures")
-    names = list(model._modules)
-    layers = [i for i, n in enumerate(names) if isinstance(model[i], (nn.Linear, nn.Conv1d, nn.Conv2d))]
-    if len(layers) < 2:
-        raise ValueError("model needs at least two Linear/Conv layers to have prunable units")
-    groups: list[ZeroInvariantGroup] = []
-    for producer, consumer in zip(layers, layers[1:]):
-        prod = model[producer]
-        extras, flatten_factor = [], None
-        for i in range(producer + 1, consumer):
-            mod = model[i]
-            if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
-                extras += [p for p in (mod.weight, mod.bias) if p is not None]
-            elif isinstance(mod, nn.Flatten):
-                flatten_factor = True
-            elif not isinstance(mod, _ACT_ZERO_SAFE + (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d,
-                                                       nn.Dropout, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool1d)):
-                raise ValueError(f"module {names[i]} ({type(mod).__name__}) between layers {names[producer]} and "
-                                 f"{names[consumer]} is not known to keep zero units at zero")
-        cons = model[consumer]
-        units = _units(prod)
-        in_features = cons.in_features if isinstance(cons, nn.Linear) else cons.in_channels
-        if flatten_factor and isinstance(cons, nn.Linear):
-            if in_features % units:
-                raise ValueError(f"{names[consumer]} has {in_features} inputs, not a multiple of {units} channels")
-            width = in_features // units
-        else:
-            if in_features != units:
-                raise ValueError(f"{names[consumer]} expects {in_features} inputs but {names[producer]} has {units}")
-            width = 1
-        for j in range(units):
-            members = [(prod.weight, 0, slice(j, j + 1))]
-            if prod.bias is not None:
-                members.append((prod.bias, 0, slice(j, j + 1)))
-            members += [(p, 0, slice(j, j + 1)) for p in extras]
-            aux = ((cons.weight, 1, slice(j * width, (j + 1) * width)),)
-            groups.append(ZeroInvariantGroup(names[producer], j, tuple(members), aux))
-    return groups
 
 
 class HESSO(torch.optim.Optimizer):
@@ -152,6 +78,9 @@ class HESSO(torch.optim.Optimizer):
         self.period = 0
         self.pruned: set[int] = set()
         self.active: list[int] = []
+        self._owner = _owner_maps(self.groups)
+        self._pruned_masks: dict[nn.Parameter, torch.Tensor] = {}
+        self._active_masks: dict[nn.Parameter, torch.Tensor] = {}
 
     # -- the base direction -----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -184,35 +113,44 @@ class HESSO(torch.optim.Optimizer):
         return directions
 
     def saliency(self, directions: dict[nn.Parameter, torch.Tensor]) -> torch.Tensor:
-        """The weighted, per-criterion-normalised score of every group (low = redundant)."""
-        scores = []
-        for group in self.groups:
-            x = group.flat()
-            d = group.flat({p: directions[p] if p in directions else torch.zeros_like(p) for p, _, _ in group.members})
-            dot = x @ d
-            norm_x = x.norm()
-            cosine = dot / (norm_x * d.norm()).clamp_min(1e-12)
-            scores.append(torch.stack([norm_x, norm_x / x.numel(), cosine + 1, dot.abs(), 0.5 * dot**2]))
-        table = torch.stack(scores)                                             # (groups, 5)
+        """The weighted, per-criterion-normalised score of every group (low = redundant): per-group sums of
+        x*x, d*d, x*d and sizes by one ``index_add`` per parameter, not a loop over groups."""
+        sums = None
+        for p, owner in self._owner.items():
+            member = owner >= 0
+            index = owner[member]
+            x = p.detach()[member]
+            d = directions[p][member] if p in directions else torch.zeros_like(x)
+            if sums is None:
+                sums = torch.zeros(4, len(self.groups), dtype=x.dtype, device=x.device)
+            sums.index_add_(1, index, torch.stack([x * x, d * d, x * d, torch.ones_like(x)]))
+        xx, dd, dot, size = sums
+        norm_x = xx.sqrt()
+        cosine = dot / (norm_x * dd.sqrt()).clamp_min(1e-12)
+        table = torch.stack([norm_x, norm_x / size, cosine + 1, dot.abs(), 0.5 * dot**2], dim=1)   # (groups, 5)
         table = table / table.norm(dim=0).clamp_min(1e-12)
         weights = torch.tensor([self.importance.get(c, 0.0) for c in CRITERIA], dtype=table.dtype)
         return table @ weights.to(table.device)
 
-    @torch.no_grad()
-    def _zero_groups(self, indices) -> None:
-        for i in indices:
-            for p, dim, sl in self.groups[i].members:
-                p.narrow(dim, sl.start, sl.stop - sl.start).zero_()
-                for key in ("momentum_buffer", "exp_avg", "exp_avg_sq"):
-                    buf = self.state[p].get(key)
-                    if buf is not None:
-                        buf.narrow(dim, sl.start, sl.stop - sl.start).zero_()
+    def _masks(self, indices) -> dict[nn.Parameter, torch.Tensor]:
+        """Per parameter holding some of them, the boolean mask of the entries of the groups ``indices``."""
+        chosen = torch.tensor(sorted(indices), dtype=torch.int32)
+        masks = {p: torch.isin(owner, chosen.to(owner.device)) for p, owner in self._owner.items()}
+        return {p: mask for p, mask in masks.items() if bool(mask.any())}      # skip untouched parameters
 
     @torch.no_grad()
-    def _scale_groups(self, indices, factor: float) -> None:
-        for i in indices:
-            for p, dim, sl in self.groups[i].members:
-                p.narrow(dim, sl.start, sl.stop - sl.start).mul_(factor)
+    def _zero_pruned(self) -> None:
+        for p, mask in self._pruned_masks.items():
+            p.masked_fill_(mask, 0)
+            for key in ("momentum_buffer", "exp_avg", "exp_avg_sq"):
+                buf = self.state[p].get(key)
+                if buf is not None:
+                    buf.masked_fill_(mask, 0)
+
+    @torch.no_grad()
+    def _scale_active(self, factor: float) -> None:
+        for p, mask in self._active_masks.items():
+            p.copy_(torch.where(mask, p * factor, p))
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -233,6 +171,8 @@ class HESSO(torch.optim.Optimizer):
                     scores[list(self.pruned)] = float("inf")
                 count = self.per_period[self.period]
                 self.active = torch.topk(scores, count, largest=False).indices.tolist() if count else []
+            self._pruned_masks = self._masks(self.pruned) if self.pruned else {}
+            self._active_masks = self._masks(self.active) if self.active else {}
             self.period += 1
         for group in self.param_groups:
             for p in group["params"]:
@@ -242,8 +182,8 @@ class HESSO(torch.optim.Optimizer):
                     p.add_(directions[p], alpha=-group["lr"])
         if self.active:
             t = (step - self.start) % T
-            self._scale_groups(self.active, (T - t - 1) / (T - t) if T - t > 0 else 0.0)
-        self._zero_groups(self.pruned)
+            self._scale_active((T - t - 1) / (T - t) if T - t > 0 else 0.0)
+        self._zero_pruned()
         return loss
 
     @property
@@ -251,52 +191,16 @@ class HESSO(torch.optim.Optimizer):
         return [self.groups[i] for i in sorted(self.pruned)]
 
 
-def compact_model(model: nn.Sequential, groups: Sequence[ZeroInvariantGroup],
-                  pruned: Sequence[ZeroInvariantGroup] | None = None) -> nn.Sequential:
-    """A smaller copy of ``model`` with the pruned groups' rows (and their BatchNorm entries) and the consumers'
-    matching input columns deleted. ``pruned`` defaults to the groups whose parameters are exactly zero."""
-    if pruned is None:
-        pruned = [g for g in groups if not bool(g.flat().any())]
-    drop: dict[str, set[int]] = {}
-    for g in pruned:
-        drop.setdefault(g.layer, set()).add(g.index)
-    small = copy.deepcopy(model)
-    names = list(model._modules)
-    layers = [i for i, n in enumerate(names) if isinstance(model[i], (nn.Linear, nn.Conv1d, nn.Conv2d))]
-    with torch.no_grad():
-        for producer, consumer in zip(layers, layers[1:]):
-            removed = drop.get(names[producer], set())
-            if not removed:
-                continue
-            prod, cons = small[producer], small[consumer]
-            units = _units(prod)
-            keep = torch.tensor([j for j in range(units) if j not in removed], dtype=torch.long)
-            if len(keep) == 0:
-                raise ValueError(f"every unit of {names[producer]} is pruned; the network would be cut in two")
-            _keep_rows(prod, keep)
-            for i in range(producer + 1, consumer):
-                mod = small[i]
-                if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
-                    mod.weight = nn.Parameter(mod.weight[keep].clone()) if mod.weight is not None else None
-                    mod.bias = nn.Parameter(mod.bias[keep].clone()) if mod.bias is not None else None
-                    mod.running_mean, mod.running_var = mod.running_mean[keep].clone(), mod.running_var[keep].clone()
-                    mod.num_features = len(keep)
-            in_features = cons.in_features if isinstance(cons, nn.Linear) else cons.in_channels
-            width = in_features // units
-            cols = (keep[:, None] * width + torch.arange(width)[None, :]).reshape(-1)
-            cons.weight = nn.Parameter(cons.weight.index_select(1, cols).clone())
-            if isinstance(cons, nn.Linear):
-                cons.in_features = len(cols)
-            else:
-                cons.in_channels = len(keep)
-    return small
-
-
-def _keep_rows(layer: nn.Module, keep: torch.Tensor) -> None:
-    layer.weight = nn.Parameter(layer.weight.index_select(0, keep).clone())
-    if layer.bias is not None:
-        layer.bias = nn.Parameter(layer.bias.index_select(0, keep).clone())
-    if isinstance(layer, nn.Linear):
-        layer.out_features = len(keep)
-    else:
-        layer.out_channels = len(keep)
+def _owner_maps(groups: Sequence[ZeroInvariantGroup]) -> dict[nn.Parameter, torch.Tensor]:
+    """Per member parameter, an int32 tensor of its shape holding the index of the group owning each entry (-1:
+    none). Raises ValueError when two groups claim the same entry (their zeroing would interfere)."""
+    owner: dict[nn.Parameter, torch.Tensor] = {}
+    for i, group in enumerate(groups):
+        for p, dim, sl in group.members:
+            if p not in owner:
+                owner[p] = torch.full(p.shape, -1, dtype=torch.int32, device=p.device)
+            view = owner[p].narrow(dim, sl.start, sl.stop - sl.start)
+            if bool((view >= 0).any()):
+                raise ValueError(f"group {group.layer}[{group.index}] overlaps another group's members")
+            view.fill_(i)
+    return owner

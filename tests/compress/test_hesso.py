@@ -44,6 +44,8 @@ def test_groups_of_an_mlp_and_a_cnn():
         zero_invariant_groups(nn.Sequential(nn.Linear(3, 4), nn.Sigmoid(), nn.Linear(4, 2)))
     with pytest.raises(ValueError, match="nn.Sequential"):
         zero_invariant_groups(nn.Linear(3, 4))
+    with pytest.raises(ValueError, match="at least two"):                  # no prunable unit
+        zero_invariant_groups(nn.Sequential(nn.Linear(3, 4), nn.ReLU()))
 
 
 @pytest.mark.parametrize("kwargs,match", [(dict(target_sparsity=1.0), r"\[0, 1\)"),
@@ -86,7 +88,7 @@ def test_decay_reaches_zero_at_the_period_end():
         opt.zero_grad()
         model(x).pow(2).sum().backward()
         opt.step()
-        norms.append([float(groups[i].flat().norm()) for i in range(4)])
+        norms.append([float(groups[i].flat().detach().norm()) for i in range(4)])
     chosen = opt.active or sorted(opt.pruned)
     start = [float(groups[i].flat().norm()) for i in chosen]
     assert len(chosen) == 2
@@ -109,3 +111,23 @@ def test_accuracy_at_half_the_groups_matches_dense():
         with torch.no_grad():
             accs[target] = float((model(test[0]).argmax(1) == test[1]).float().mean())
     assert accs[0.0] > 0.96 and accs[0.5] >= accs[0.0] - 0.01, accs
+
+
+def test_saliency_equals_the_per_group_formulas(gen):
+    """The vectorised scores equal the spec's five criteria computed group by group from ``group.flat()``."""
+    from sciml.compress import CRITERIA, ResidualMLP
+
+    torch.manual_seed(0)
+    model = ResidualMLP(6, 5, 4, 2, 3).double()              # stream groups span three layers
+    groups = zero_invariant_groups(model)
+    importance = dict(zip(CRITERIA, (0.1, 0.3, 0.2, 0.25, 0.15)))
+    opt = HESSO(model.parameters(), groups, 0.5, importance=importance)
+    directions = {p: torch.randn(p.shape, generator=gen, dtype=torch.float64) for p in model.parameters()}
+    rows = []
+    for g in groups:
+        x, d = g.flat().detach(), g.flat(directions)
+        rows.append([x.norm(), x.norm() / x.numel(), x @ d / (x.norm() * d.norm()) + 1, (x @ d).abs(),
+                     0.5 * (x @ d) ** 2])
+    table = torch.tensor(rows, dtype=torch.float64)
+    expected = (table / table.norm(dim=0)) @ torch.tensor([importance[c] for c in CRITERIA], dtype=torch.float64)
+    torch.testing.assert_close(opt.saliency(directions), expected, rtol=1e-12, atol=0)

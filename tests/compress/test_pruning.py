@@ -24,6 +24,11 @@ def test_schedule_and_bad_input():
         prune(torch.nn.Sequential(torch.nn.ReLU()), 0.5, method="magnitude")
     with pytest.raises(ValueError, match="method"):
         prune(model, 0.5, method="random")
+    from sciml.curvature import MFACInverseFisher
+
+    for bad in (0.0, -1e-3, float("nan")):
+        with pytest.raises(ValueError, match="damping"):
+            MFACInverseFisher(torch.randn(4, 6, dtype=torch.float64), bad)
 
 
 def test_magnitude_pruning_hits_the_sparsity_per_layer_and_globally(gen):

@@ -99,6 +99,8 @@ def test_quantize_bad_input_and_copy_semantics():
         quantize(model, {"0": 1})
     with pytest.raises(ValueError, match="no Linear or Conv"):
         hawq_sensitivity(torch.nn.Sequential(torch.nn.Tanh()), torch.nn.functional.cross_entropy, _digits(10))
+    with pytest.raises(ValueError, match="bits must be"):
+        hawq_sensitivity(model, torch.nn.functional.cross_entropy, _digits(10), bits=(2, 16))
     with pytest.raises(ValueError, match="num_probes"):
         hawq_sensitivity(model, torch.nn.functional.cross_entropy, _digits(10), num_probes=0)
 
