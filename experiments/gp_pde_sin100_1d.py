@@ -75,10 +75,9 @@ def _run(cfg: Config, ctx: RunContext) -> dict[str, float]:
         ctx.log(f"{NAMES[kind]}: relL2 final {r.rel_l2:.3e}, best {r.best_rel_l2:.3e} ({r.seconds:.1f} s)")
     if pinn_steps > 0:
         for name, sigmas in (("pinn", None), ("rff_pinn", cfg.rff_sigmas)):
-            # balanced weights: the residual (~1e4 * u) and boundary terms brought to the same scale
-            balance = float(problem.source(torch.linspace(0, 1, 1000, dtype=torch.float64)[:, None]).pow(2).mean())
+            # train_pinn's default balances the residual (~1e4 * u) and boundary terms by their initial values
             p = train_pinn(problem, fourier_sigmas=sigmas, steps=pinn_steps, n_collocation=cfg.pinn_points,
-                           boundary_weight=balance, generator=ctx.make_generator(1), device=ctx.device)
+                           generator=ctx.make_generator(1), device=ctx.device)
             curves[name.upper().replace("_", "-")] = (p.history["step"], p.history["rel_l2"])
             metrics[f"{name}_rel_l2_final"] = p.rel_l2
             metrics[f"{name}_rel_l2_best"] = p.best_rel_l2

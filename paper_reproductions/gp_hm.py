@@ -63,23 +63,28 @@ def _paper_rows() -> list[Row]:
     return rows
 
 
+def _band(key: str) -> tuple[float, float]:
+    """GP-HM rows: the authors' logged GM value or better, up to 10x worse (never wider than the paper allows)."""
+    return (0.0, 10 * LOGGED[key][1])
+
+
 CPU_P1 = "CPU-scale: sin(100x) on [0,1] (16 periods, not 100), 100 grid pts (not 400), Q=30"
 GN = "matrix-free Gauss-Newton (mode='gauss_newton', all defaults, tolerance stop)"
-CPU_PINN = ("CPU-scale: sin(100x) on [0,1], 200 random collocation pts + 2 boundary pts, residual loss divided by "
-            "mean(f^2)")
+CPU_PINN = ("CPU-scale: sin(100x) on [0,1], 200 random collocation pts + 2 boundary pts, balanced loss weights "
+            "(each term divided by its initial value)")
 ROWS = tuple(_paper_rows()) + (
     Row("cpu/P1s/gn", "spec A.5.3", LOGGED["P1"][4], "GP-HM-GM relL2, final iterate", LOGGED["P1"][1],
-        f"{CPU_P1}, {GN}", expect=(0.0, 1e-5), note="issue 12 bar 1e-5; measured 1.3e-6 in ~2 s"),
+        f"{CPU_P1}, {GN}", expect=_band("P1"), note="band: up to 10x the logged GM value; measured 1.8e-6 in ~3 s"),
     Row("cpu/P1s/adam", "spec A.5.2", LOGGED["P1"][4], "GP-HM-GM relL2, final iterate (best in note)",
         LOGGED["P1"][1], f"{CPU_P1}, F=20, faithful constant-lr Adam (lr 1e-2), adam_steps (~100 s of CPU)",
-        expect=None, note="the paper's algorithm at a CPU budget; spec prototype: 7e-2 @10.5k, 2.5e-7 @21k, "
-        "1.1e-6 @30k steps (non-monotone)"),
+        expect=_band("P1"), note="the paper's algorithm at a CPU budget, same band as the GN row; spec prototype: "
+        "7e-2 @10.5k, 2.5e-7 @21k, 1.1e-6 @30k steps (non-monotone)"),
     Row("cpu/P1s/se", "spec A.3 (ablation)", LOGGED["P1"][4], "GP-SE relL2, final iterate", LOGGED["P1"][2],
         f"{CPU_P1}, kernel='se', {GN}", expect=(LOGGED["P1"][2] / 10, 2.0), note="expected to fail, not diverge"),
     Row("cpu/P1s/matern", "spec A.3 (ablation)", LOGGED["P1"][4], "GP-Matern relL2, final iterate", LOGGED["P1"][3],
         f"{CPU_P1}, kernel='matern', {GN}", expect=(LOGGED["P1"][3] / 10, 2.0), note="expected to fail, not diverge"),
     Row("cpu/A1s/gn", "spec A.5.3", LOGGED["A1"][4], "GP-HM-GM relL2, final iterate", LOGGED["A1"][1],
-        CPU_P1.replace("sin(100x)", "Allen-Cahn sin(100x)") + f", {GN}", expect=(0.0, 1e-5), note="scaled A1"),
+        CPU_P1.replace("sin(100x)", "Allen-Cahn sin(100x)") + f", {GN}", expect=_band("A1"), note="scaled A1"),
     Row("cpu/P2/gn", "authors' logs", LOGGED["P2"][4], "GP-HM-GM relL2, final iterate", LOGGED["P2"][1],
         f"P2 problem and grid (900 pts on [0,1]), no extra GP, {GN}, <= 40 its", expect=(0.0, 10 * LOGGED["P2"][1]),
         note="paper: extra-GP, 1e6 Adam epochs"),
@@ -96,13 +101,13 @@ ROWS = tuple(_paper_rows()) + (
         CPU_PINN + "; Fourier sigmas (1, 20, 100), 3x100 per scale, Adam 1e-3, pinn_steps (float32)", expect=None,
         note="reported only: the paper calls RFF-PINN hyper-parameter sensitive"),
     Row("cpu/Q1s/gn", "issue 12 bar", LOGGED["Q1"][4], "GP-HM-GM relL2, final iterate", LOGGED["Q1"][1],
-        f"CPU-scale: sin(20x)sin(20y) on [0,1]^2, q1_grid^2 grid (default 64, full 256), {GN}", expect=(0.0, 1e-5),
+        f"CPU-scale: sin(20x)sin(20y) on [0,1]^2, q1_grid^2 grid (default 64, full 256), {GN}", expect=_band("Q1"),
         note="measured 4.8e-7 at 64^2, 1.9e-6 at 256^2"),
     Row("cpu/Q1s/adam", "spec A.5.4", LOGGED["Q1"][4], "GP-HM-GM relL2, final iterate", LOGGED["Q1"][1],
-        "CPU-scale: sin(20x)sin(20y) on [0,1]^2, 32^2 grid, F=20, faithful joint Adam 4000 steps", expect=(0.0, 5e-2),
-        note="spec prototype: 1.08e-2 at 4000 steps, still falling"),
+        "CPU-scale: sin(20x)sin(20y) on [0,1]^2, 32^2 grid, F=20, faithful joint Adam 4000 steps", expect=_band("Q1"),
+        note="same band as the GN row (10x the logged value); spec prototype: 1.08e-2 at 4000 steps, still falling"),
     Row("cpu/Q4s/gn", "issue 12 bar", LOGGED["Q4"][4], "relL2, final iterate", LOGGED["Q4"][1],
-        f"CPU-scale advection beta=30 (not 200), sin(x-30y) on [0,1]^2, 64^2, {GN}", expect=(0.0, 1e-2),
+        f"CPU-scale advection beta=30 (not 200), sin(x-30y) on [0,1]^2, 64^2, {GN}", expect=_band("Q4"),
         note="issue: Adam 0.69, old alternating 9.2e-2 at 32^2; measured 1.2e-6"),
     Row("peer/chen/rms", "Chen et al. 2021 (arXiv 2103.12959), spec A.4", "-Δu+u^3=f, [0,1]^2, 400+100 pts, "
         "Gaussian sigma 0.2, nugget 1e-13", "rms error on 60x60 grid", None,
@@ -187,7 +192,8 @@ def reproduce(cfg: GPHMReproConfig, ctx: RunContext) -> dict[str, Measured]:
 
 def _gn(problem, grid, ctx, **options):
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)     # a failing ablation is a result, not an error
+        # a failing ablation is a result, not an error; Adam's spent budget (MAX_ITER) is the paper's protocol
+        warnings.simplefilter("ignore", ConvergenceWarning)
         return solve(problem, grid, device=ctx.device, **options)
 
 
@@ -202,8 +208,7 @@ def _reproduce(cfg: GPHMReproConfig, ctx: RunContext) -> dict[str, Measured]:
         key = "cpu/P1s/gn" if kind == "gm" else f"cpu/P1s/{kind}"
         out[key] = Measured(r.rel_l2, f"{r.status.label} after {r.n_steps} its, {r.seconds:.1f} s")
         ctx.log(f"P1s {kind}: {r.rel_l2:.3e} ({r.stop_reason})")
-    r = solve(p1, 100, mode="adam", freq_scale=20.0, steps=cfg.adam_steps, device=ctx.device,
-              progress=ctx.progress)
+    r = _gn(p1, 100, ctx, mode="adam", freq_scale=20.0, steps=cfg.adam_steps, progress=ctx.progress)
     out["cpu/P1s/adam"] = Measured(r.rel_l2, f"best {r.best_rel_l2:.2e}, {cfg.adam_steps} steps, {r.seconds:.0f} s")
     runs["gm_adam"] = r
     _plot(ctx, p1, runs)
@@ -217,20 +222,18 @@ def _reproduce(cfg: GPHMReproConfig, ctx: RunContext) -> dict[str, Measured]:
                                         paper_setting=False)
     err, secs = _chen_sin100(cfg, ctx, p1)
     out["cpu/P1s/chen"] = Measured(err, f"{cfg.chen_points} + 2 points, sigma {cfg.chen_sigma}, {secs:.1f} s")
-    f_scale = float(p1.source(torch.rand(1000, 1, dtype=torch.float64, generator=ctx.make_generator(5, "cpu")))
-                    .pow(2).mean())
     for name, sigmas in (("pinn", None), ("rff_pinn", (1.0, 20.0, 100.0))):
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.simplefilter("ignore", ConvergenceWarning)       # a spent step budget is the protocol
             p = train_pinn(p1, fourier_sigmas=sigmas, steps=cfg.pinn_steps, n_collocation=200,
-                           boundary_weight=f_scale, generator=ctx.make_generator(1), device=ctx.device)
+                           generator=ctx.make_generator(1), device=ctx.device)      # balanced loss weights
         out[f"cpu/P1s/{name}"] = Measured(p.rel_l2, f"{cfg.pinn_steps} steps, best {p.best_rel_l2:.2e}, "
                                                     f"{p.seconds:.0f} s")
     q1 = manufactured(poisson(2), lambda x: torch.sin(20 * x[:, 0]) * torch.sin(20 * x[:, 1]), [(0, 1), (0, 1)])
     r = _gn(q1, cfg.q1_grid, ctx, test_points=100)
     out["cpu/Q1s/gn"] = Measured(r.rel_l2, f"{cfg.q1_grid}^2, {r.n_steps} its, {r.seconds:.0f} s")
     q_steps = 100 if smoke else 4000
-    r = solve(q1, 32, mode="adam", freq_scale=20.0, steps=q_steps, device=ctx.device, test_points=100)
+    r = _gn(q1, 32, ctx, mode="adam", freq_scale=20.0, steps=q_steps, test_points=100)
     out["cpu/Q1s/adam"] = Measured(r.rel_l2, f"{q_steps} steps, best {r.best_rel_l2:.2e}, {r.seconds:.0f} s")
     adv = manufactured(advection(30.0), lambda x: torch.sin(x[:, 0] - 30.0 * x[:, 1]), [(0, 1), (0, 1)])
     r = _gn(adv, 24 if smoke else 64, ctx, test_points=100)
@@ -241,10 +244,10 @@ def _reproduce(cfg: GPHMReproConfig, ctx: RunContext) -> dict[str, Measured]:
     for key in cfg.full_presets:
         pre = table[key]
         for kind in FULL_KINDS:
-            r = solve(pre.problem, pre.grid, kernel=kind, mode="adam", freq_scale=pre.freq_scale, steps=pre.steps,
-                      lambda_b=pre.lambda_b, extra_gp=pre.extra_gp, device=ctx.device, progress=ctx.progress,
-                      checkpoint_path=os.path.join(folder, f"{key}_{kind}.pt"),
-                      checkpoint_every=cfg.checkpoint_every, resume=cfg.resume)
+            r = _gn(pre.problem, pre.grid, ctx, kernel=kind, mode="adam", freq_scale=pre.freq_scale,
+                    steps=pre.steps, lambda_b=pre.lambda_b, extra_gp=pre.extra_gp, progress=ctx.progress,
+                    checkpoint_path=os.path.join(folder, f"{key}_{kind}.pt"),
+                    checkpoint_every=cfg.checkpoint_every, resume=cfg.resume)
             out[f"{key}/{kind}"] = Measured(r.best_rel_l2, f"final {r.rel_l2:.2e}, {r.seconds:.0f} s on "
                                                            f"{ctx.device}")
     return out

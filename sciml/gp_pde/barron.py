@@ -166,6 +166,58 @@ class VariationalPDE:
         return float(density.mean())
 
 
+def _semilinear(x, z, p):    # -Lap u + u + tanh u = f
+    return 0.5 * (p ** 2).sum(-1) + 0.5 * z ** 2 + torch.log(torch.cosh(z))
+
+
+def _quasilinear(x, z, p):   # -div(grad u + grad u / sqrt(1 + |grad u|^2)) + u = f
+    return 0.5 * (p ** 2).sum(-1) + torch.sqrt(1 + (p ** 2).sum(-1)) + 0.5 * z ** 2
+
+
+def _u_periodic(x):
+    return torch.sin(2 * math.pi * x[..., 0]) * torch.sin(4 * math.pi * x[..., 1]) + 0.3 * torch.cos(6 * math.pi * x[..., 0])
+
+
+def _f_periodic(x):
+    u, pi = _u_periodic(x), math.pi
+    return (20 * pi ** 2 * torch.sin(2 * pi * x[..., 0]) * torch.sin(4 * pi * x[..., 1])
+            + 10.8 * pi ** 2 * torch.cos(6 * pi * x[..., 0]) + u + torch.tanh(u))
+
+
+def _u_dirichlet(x):
+    pi = math.pi
+    return torch.sin(pi * x[..., 0]) * torch.sin(pi * x[..., 1]) + 0.5 * torch.sin(2 * pi * x[..., 0]) * torch.sin(
+        3 * pi * x[..., 1])
+
+
+def _f_dirichlet(x):
+    u, pi = _u_dirichlet(x), math.pi
+    return (2 * pi ** 2 * torch.sin(pi * x[..., 0]) * torch.sin(pi * x[..., 1])
+            + 6.5 * pi ** 2 * torch.sin(2 * pi * x[..., 0]) * torch.sin(3 * pi * x[..., 1]) + u + torch.tanh(u))
+
+
+def manufactured_example(name: str, N: int) -> tuple[VariationalPDE, torch.Tensor]:
+    """The spec's manufactured problems (B.5) with their closed-form solutions on the grid; Hessian bounds (1, 2).
+
+    "A": ``-Lap u + u + tanh u = f`` on the 2-torus, ``u* = sin 2pi x sin 4pi y + 0.3 cos 6pi x`` (odd N).
+    "B": ``-div(grad u + grad u / sqrt(1 + |grad u|^2)) + u = f`` on the torus with the same u*, f from the discrete
+         operator ("discrete manufactured": u* solves the discretised problem exactly).
+    "C": Ex-A's equation with ``u = 0`` on the boundary of [0, 1]^2, ``u* = sin pi x sin pi y + 0.5 sin 2pi x
+         sin 3pi y``.
+    """
+    if name == "A":
+        pde = VariationalPDE(_semilinear, _f_periodic, "periodic", 2, N)
+        return pde, _u_periodic(pde.grid)
+    if name == "B":
+        probe = VariationalPDE(_quasilinear, torch.zeros((N, N), dtype=torch.float64), "periodic", 2, N)
+        u_star = _u_periodic(probe.grid)
+        return VariationalPDE(_quasilinear, probe.DE(u_star), "periodic", 2, N), u_star
+    if name == "C":
+        pde = VariationalPDE(_semilinear, _f_dirichlet, "dirichlet", 2, N)
+        return pde, _u_dirichlet(pde.grid)
+    raise ValueError(f"name must be 'A', 'B' or 'C', got {name!r}")
+
+
 def barron_norm(u: torch.Tensor, domain: str = "periodic") -> float:
     """Spectral Barron norm ``sum_k (1 + 2 pi |k|_2) |c_k|`` of grid values (paper Def. 5, discretised).
 

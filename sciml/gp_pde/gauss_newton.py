@@ -158,8 +158,8 @@ class KroneckerPreconditionedSystem:
         self.sizes = sizes = prior.sizes
         D = len(sizes)
         lams, self.V = [], []
-        for C in prior.cov:
-            lam, Q = torch.linalg.eigh(C.detach())
+        eig = prior.operator().eigh()              # sciml.linalg's factored eigendecomposition of C (ascending)
+        for lam, Q in zip(eig.factor_eigenvalues, eig.factor_eigenvectors):
             lam, Q = lam.flip(0).clamp_min(0.0), Q.flip(1)
             lams.append(lam)
             self.V.append(Q * lam.sqrt())
@@ -192,16 +192,16 @@ class KroneckerPreconditionedSystem:
         live = [(c, fs) for c, fs in zip(coefs, cut) if c != 0.0]     # e.g. no zeroth-order term for Poisson
         for cs, fs in live:
             for cs2, fs2 in live:
-                Z.add_(_kron([a.mT @ b for a, b in zip(fs, fs2)]), alpha=self.wr * cs * cs2)
+                _add_kron(Z, [a.mT @ b for a, b in zip(fs, fs2)], self.wr * cs * cs2)
         Vc = [W[:, :r] for W, r in zip(self.V, ranks)]
         gram_c = [Wc.mT @ Wc for Wc in Vc]
         for j, n in enumerate(sizes):
             for side in (0, n - 1):
                 row = Vc[j][side]
-                Z.add_(_kron([row[:, None] * row[None, :] if k == j else gram_c[k] for k in range(D)]), alpha=self.wb)
-        Z = Z.add_(Z.mT.clone()).mul_(0.5)
-        self.coarse_chol = torch.linalg.cholesky(Z)
-        del Z
+                _add_kron(Z, [row[:, None] * row[None, :] if k == j else gram_c[k] for k in range(D)], self.wb)
+        # Z is symmetric by construction (pairs (s, s') and (s', s) both added) and Cholesky reads only its lower
+        # triangle; factorising in place keeps the block's memory at one R x R matrix (8 MB at R = 1024).
+        self.coarse_chol = torch.linalg.cholesky(Z, out=Z)
         self.coarse_index = tuple(slice(0, r) for r in ranks)
 
     def precondition(self, Y: torch.Tensor) -> torch.Tensor:
@@ -259,6 +259,18 @@ def _kron(matrices: Sequence[torch.Tensor]) -> torch.Tensor:
     for m in matrices[1:]:
         out = torch.kron(out, m)
     return out
+
+
+def _add_kron(Z: torch.Tensor, matrices: Sequence[torch.Tensor], alpha: float) -> None:
+    """``Z += alpha * (A_1 ⊗ .. ⊗ A_D)`` one row of ``A_1`` at a time (temporaries ``R^2 / r_1``, not ``R^2``)."""
+    first, rest = matrices[0], _kron(matrices[1:]) if len(matrices) > 1 else None
+    if rest is None:
+        Z.add_(first, alpha=alpha)
+        return
+    r1, m = first.shape[0], rest.shape[0]
+    blocks = Z.view(r1, m, r1, m)
+    for i in range(r1):
+        blocks[i].add_(first[i][None, :, None] * rest[:, None, :], alpha=alpha)
 
 
 def _outer(vectors: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -8,8 +8,9 @@ Kronecker product, so nothing of size ``M x M`` (``M = prod M_j``) is formed:
 * ``d^a u / dx_j^a`` at the grid (posterior mean given U) ``= U x_j (K_j^(a) C_j^{-1})``: the cross-covariance
   is ``K_1 ⊗ .. ⊗ K_j^(a) ⊗ .. ⊗ K_D`` and every other factor cancels against ``C^{-1}``.
 
-Per-factor Cholesky is used (stable, cheap and differentiable); ``operator()`` returns the equivalent
-``sciml.linalg.KroneckerOperator`` (used by the tests as a dense reference and for factored eigh).
+The prior's solve and log-determinant go through ``sciml.linalg.KroneckerOperator`` (``method="cholesky"``:
+per-factor Cholesky, differentiable); the factor Choleskys kept here serve the derivative, prediction and
+whitening maps, which need the triangular factors themselves.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class KroneckerGridPrior:
             self.cov.append(C)
             self.chol.append(L)
         self._deriv: dict[tuple[int, int], torch.Tensor] = {}
+        self._operator = KroneckerOperator(self.cov)
 
     @property
     def size(self) -> int:
@@ -80,18 +82,15 @@ class KroneckerGridPrior:
 
     def operator(self) -> KroneckerOperator:
         """``C`` as a :class:`sciml.linalg.KroneckerOperator` (never formed densely)."""
-        return KroneckerOperator(self.cov)
+        return self._operator
 
     def logdet(self) -> torch.Tensor:
-        """``log|C| = sum_j (M / M_j) * 2 sum log diag(L_j)``."""
-        M = self.size
-        return sum((M // s) * 2.0 * torch.log(torch.diagonal(L)).sum() for s, L in zip(self.sizes, self.chol))
+        """``log|C| = sum_j (M / M_j) * 2 sum log diag(L_j)`` (``KroneckerOperator.logdet``, Cholesky route)."""
+        return self._operator.logdet(method="cholesky")
 
     def solve(self, U: torch.Tensor) -> torch.Tensor:
-        """``C^{-1} vec(U)`` as a tensor: one Cholesky solve per mode."""
-        for j, L in enumerate(self.chol):
-            U = _along(U, j, lambda B, L=L: torch.cholesky_solve(B, L))
-        return U
+        """``C^{-1} vec(U)`` as a tensor of U's shape (``KroneckerOperator.solve``, Cholesky route)."""
+        return self._operator.solve(U.reshape(-1), method="cholesky").reshape(U.shape)
 
     def quad(self, U: torch.Tensor) -> torch.Tensor:
         """``vec(U)^T C^{-1} vec(U)``."""

@@ -22,6 +22,7 @@ import torch
 
 KINDS = ("gm", "stm", "se", "matern")
 NUS = (2.5, 3.5, 4.5)
+MAX_LAG_ELEMENTS = 2**17        # lags x components per block of kernel evaluations (1 MB per float64 temporary)
 
 # Matern-(p + 1/2) envelope exp(-t) P(t) and Q(t) = (P(t) - P'(t)) / t, coefficients in increasing powers of t
 # (Rasmussen & Williams 2006, eq. 4.16-4.17; Q derived by hand and checked against finite differences in tests).
@@ -188,7 +189,11 @@ class SpectralMixture1D:
         if y is None and x.numel() > 2 and is_uniform(x):
             return self.toeplitz(x, order)[order]
         y = x if y is None else y
-        return self.values((x[:, None] - y[None, :]).reshape(-1), order).reshape(x.numel(), y.numel())
+        # Row blocks: every lag holds Q-wide temporaries (~10 of them), so one block of n x m lags would need
+        # ~80 n m Q bytes (300 x 256 lags, Q = 30: 150 MB); blocks of MAX_LAG_ELEMENTS keep it at a few MB.
+        rows = max(1, MAX_LAG_ELEMENTS // max(1, y.numel() * self.n_components))
+        return torch.cat([self.values((x[i:i + rows, None] - y[None, :]).reshape(-1), order).reshape(-1, y.numel())
+                          for i in range(0, x.numel(), rows)])
 
 
 def is_uniform(x: torch.Tensor) -> bool:

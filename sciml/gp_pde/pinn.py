@@ -1,7 +1,10 @@
 """PINN and multi-scale Fourier-feature PINN (RFF-PINN) baselines for the same :class:`Problem` s as GP-HM.
 
-Both minimise ``mean(residual^2) + w_b * mean((u - g)^2 on the boundary)`` with Adam, derivatives by autograd,
-at fixed random collocation points (as DeepXDE's default ``train_distribution`` does once per run).
+Both minimise ``mean(residual^2) / R_0 + mean((u - g)^2 on the boundary) / B_0`` with Adam, derivatives by
+autograd, at fixed random collocation points (as DeepXDE's default ``train_distribution`` does once per run).
+``R_0`` and ``B_0`` are the two terms at initialisation (balanced weights): with a unit boundary weight a
+high-frequency source puts the residual term near ``|f|^2 ~ 1e8`` (sin(100x): f = -1e4 sin(100x)) and the
+boundary condition is never learned. ``boundary_weight=w`` restores the fixed weighting ``mean(res^2) + w mean(bnd^2)``.
 """
 
 from __future__ import annotations
@@ -91,8 +94,8 @@ def _residual(problem: Problem, net: nn.Module, x: torch.Tensor) -> torch.Tensor
 
 def train_pinn(problem: Problem, *, fourier_sigmas: Sequence[float] | None = None, width: int = 100,
                depth: int = 3, n_collocation: int = 1000, n_boundary: int | None = None,
-               boundary_weight: float = 1.0, steps: int = 5000, lr: float = 1e-3, eval_every: int | None = None,
-               test_points: int = 300, generator: torch.Generator | None = None,
+               boundary_weight: float | None = None, steps: int = 5000, lr: float = 1e-3, eval_every: int | None = None,
+               test_points: int = 300, max_seconds: float | None = None, generator: torch.Generator | None = None,
                dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> PINNResult:
     """Train a PINN (``fourier_sigmas=None``) or an RFF-PINN on a problem for a fixed step budget.
 
@@ -106,13 +109,15 @@ def train_pinn(problem: Problem, *, fourier_sigmas: Sequence[float] | None = Non
         fourier_sigmas: scales of the frozen Gaussian Fourier features (None: plain PINN).
         width, depth: hidden layer width and number of hidden layers.
         n_collocation, n_boundary: random interior / boundary points (1-D: the two endpoints always).
-        boundary_weight: weight of the boundary loss.
-        steps, lr: Adam budget.
+        boundary_weight: None (default): each loss term divided by its value at initialisation (balanced);
+            a number w: the fixed weighting ``mean(res^2) + w * mean(bnd^2)``.
+        steps, lr: Adam budget (no convergence test: a finished budget is MAX_ITER, with a ConvergenceWarning).
+        max_seconds: optional wall-clock budget; training stops (MAX_ITER) at the first checkpoint past it.
         generator: initialisation and collocation points.
         dtype: of the network (float32, the usual PINN precision; the rel_l2 is computed in float64).
 
     Returns:
-        :class:`PINNResult` (status NONFINITE if the loss became NaN/Inf).
+        :class:`PINNResult` (status MAX_ITER when the budget ran out, NONFINITE if the loss became NaN/Inf).
 
     Differs from the paper/reference code: a torch re-implementation (no DeepXDE); fixed collocation points.
     """
@@ -120,6 +125,8 @@ def train_pinn(problem: Problem, *, fourier_sigmas: Sequence[float] | None = Non
     for name, val in (("width", width), ("depth", depth), ("n_collocation", n_collocation), ("steps", steps)):
         if not isinstance(val, int) or val < 1:
             raise ValueError(f"{name} must be a positive int, got {val!r}")
+    if boundary_weight is not None and not (math.isfinite(boundary_weight) and boundary_weight > 0):
+        raise ValueError(f"boundary_weight must be a finite number > 0 or None (balanced), got {boundary_weight!r}")
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
     dim = problem.pde.dim
@@ -142,10 +149,16 @@ def train_pinn(problem: Problem, *, fourier_sigmas: Sequence[float] | None = Non
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     eval_every = eval_every or max(1, steps // 20)
     history = {"step": [], "loss": [], "rel_l2": []}
-    status, start = Status.CONVERGED, time.perf_counter()
+    status, start = Status.MAX_ITER, time.perf_counter()
+    scales = None
     for step in range(steps + 1):
-        loss = (_residual(problem, net, xi.clone()) - f).pow(2).mean() + \
-            boundary_weight * (net(xb)[:, 0] - g).pow(2).mean()
+        res = (_residual(problem, net, xi.clone()) - f).pow(2).mean()
+        bnd = (net(xb)[:, 0] - g).pow(2).mean()
+        if scales is None:         # balanced: each term relative to its initial value (tiny floor: exact start)
+            tiny = torch.finfo(dtype).tiny
+            scales = (1.0, float(boundary_weight)) if boundary_weight is not None else (
+                1.0 / max(float(res.detach()), tiny), 1.0 / max(float(bnd.detach()), tiny))
+        loss = scales[0] * res + scales[1] * bnd
         if step % eval_every == 0 or step == steps:
             if not math.isfinite(float(loss.detach())):
                 status = Status.NONFINITE
@@ -155,12 +168,15 @@ def train_pinn(problem: Problem, *, fourier_sigmas: Sequence[float] | None = Non
             with torch.no_grad():
                 err = float((net(xt.to(dtype))[:, 0].double() - ut).norm() / ut.norm()) if ut is not None else math.nan
             history["rel_l2"].append(err)
+            if max_seconds is not None and time.perf_counter() - start > max_seconds:
+                break
         if step == steps:
             break
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    report_status(status, "gp_pde.train_pinn", f"step {step}")
+    report_status(status, "gp_pde.train_pinn", f"step {step}" if status is Status.NONFINITE else
+                  f"step budget of {steps} Adam steps spent (no convergence test)")
 
     def predictor(points: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

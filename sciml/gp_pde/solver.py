@@ -131,9 +131,10 @@ class GPHMResult(Result):
         best_rel_l2: minimum over checkpoints (the reference code's reported number; an oracle early stop).
         history: per checkpoint: "step", "loss", "rel_l2", "log_tau1", "log_tau2", "seconds".
         status: gauss_newton: CONVERGED when the tolerance stop fired (``stop_reason`` says which test),
-            MAX_ITER when the iteration budget ran out (ConvergenceWarning); adam/alternating: CONVERGED when the
-            step budget ran with finite values (the paper's protocol: the budget is the stopping rule);
-            NONFINITE when a NaN/Inf or a failed Cholesky stopped it (the last finite checkpoint is kept).
+            MAX_ITER when the iteration budget ran out (ConvergenceWarning); adam/alternating: never CONVERGED
+            (the paper's protocol has no convergence test): MAX_ITER when the step budget ran with finite values
+            (ConvergenceWarning); NONFINITE when a NaN/Inf or a failed Cholesky stopped it (the last finite
+            checkpoint is kept).
         stop_reason: why the run stopped, in words.
         off_grid_residual: ||PDE residual|| / ||source|| at the midpoints of the training grid (an error indicator
             that needs no exact solution); boundary_misfit: ||u_b - g|| / ||g|| on the grid.
@@ -376,7 +377,8 @@ def solve(problem: Problem, grid: int | Sequence[int], kernel: str = "gm", n_com
     history = {k: [] for k in ("step", "loss", "rel_l2", "log_tau1", "log_tau2", "seconds")}
     change = int(cfg.extra_gp * cfg.steps) if cfg.extra_gp is not None else None
     opt = make_opt(comps[0].parameters() + [log_t1, log_t2])
-    status, start, snapshot, step = Status.CONVERGED, time.perf_counter(), None, 0
+    # The paper's protocol stops on the step budget, not on a convergence test: a finished budget is MAX_ITER.
+    status, start, snapshot, step = Status.MAX_ITER, time.perf_counter(), None, 0
     first = 0
     if cfg.resume and cfg.checkpoint_path and os.path.exists(cfg.checkpoint_path):
         state = torch.load(cfg.checkpoint_path, map_location=device, weights_only=False)
@@ -457,7 +459,11 @@ def solve(problem: Problem, grid: int | Sequence[int], kernel: str = "gm", n_com
                             p.copy_(v)
             break
     seconds = time.perf_counter() - start
-    return _result(setup, comps, history, status, step, seconds, cfg)
+    reason = f"stopped at step {step}" if status is Status.NONFINITE else (
+        f"step budget of {cfg.steps} {cfg.mode} steps spent (the paper's protocol: no convergence test)")
+    if status is Status.MAX_ITER:
+        report_status(status, "gp_pde.solve", reason)
+    return _result(setup, comps, history, status, step, seconds, cfg, reason)
 
 
 def _save_checkpoint(path: str, step: int, comps: list[_Component], log_taus, opt, history: dict) -> None:

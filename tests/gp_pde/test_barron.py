@@ -8,38 +8,22 @@ import torch
 
 from sciml.core import Status
 from sciml.gp_pde.barron import (PreconditionedGD, VariationalPDE, barron_norm, deep_ritz, fit_two_layer,
-                                 maurey_two_layer)
+                                 manufactured_example, maurey_two_layer)
 
 PI = math.pi
 
 
-def L_semilinear(x, z, p):  # Ex-A / Ex-C: -Lap u + u + tanh u = f
+def L_semilinear(x, z, p):  # an independent copy of Ex-A's Lagrangian for the bad-input and fit tests
     return 0.5 * (p ** 2).sum(-1) + 0.5 * z ** 2 + torch.log(torch.cosh(z))
 
 
-def L_quasilinear(x, z, p):  # Ex-B: -div(grad u + grad u / sqrt(1 + |grad u|^2)) + u = f
-    return 0.5 * (p ** 2).sum(-1) + torch.sqrt(1 + (p ** 2).sum(-1)) + 0.5 * z ** 2
-
-
-def u_a(x):
+def u_a(x):  # Ex-A's closed-form solution, written here independently of the library's
     return torch.sin(2 * PI * x[..., 0]) * torch.sin(4 * PI * x[..., 1]) + 0.3 * torch.cos(6 * PI * x[..., 0])
-
-
-def f_a(x):
-    u = u_a(x)
-    return (20 * PI ** 2 * torch.sin(2 * PI * x[..., 0]) * torch.sin(4 * PI * x[..., 1])
-            + 10.8 * PI ** 2 * torch.cos(6 * PI * x[..., 0]) + u + torch.tanh(u))
 
 
 def u_c(x):
     return (torch.sin(PI * x[..., 0]) * torch.sin(PI * x[..., 1])
             + 0.5 * torch.sin(2 * PI * x[..., 0]) * torch.sin(3 * PI * x[..., 1]))
-
-
-def f_c(x):
-    u = u_c(x)
-    return (2 * PI ** 2 * torch.sin(PI * x[..., 0]) * torch.sin(PI * x[..., 1])
-            + 6.5 * PI ** 2 * torch.sin(2 * PI * x[..., 0]) * torch.sin(3 * PI * x[..., 1]) + u + torch.tanh(u))
 
 
 def first_below(errors, level):
@@ -48,8 +32,9 @@ def first_below(errors, level):
 
 @pytest.mark.parametrize("N", [33, 65])
 def test_ex_a_converges_in_25_iterations_at_rate_one_third_independent_of_N(N):
-    pde = VariationalPDE(L_semilinear, f_a, "periodic", 2, N)
-    res = PreconditionedGD(pde, eta="optimal", bounds=(1, 2)).run(u_star=u_a(pde.grid))
+    pde, u_star = manufactured_example("A", N)
+    assert torch.equal(u_star, u_a(pde.grid))
+    res = PreconditionedGD(pde, eta="optimal", bounds=(1, 2)).run(u_star=u_star)
     assert res.status is Status.CONVERGED
     assert first_below(res.history["error"], 1e-12) == 25  # spec B.5 [ours]: 25 iterations to 5.6e-13
     assert abs(res.contraction - 1 / 3) < 0.01 and res.contraction <= res.rate_bound + 1e-9
@@ -59,11 +44,7 @@ def test_ex_a_converges_in_25_iterations_at_rate_one_third_independent_of_N(N):
 
 
 def test_ex_b_quasilinear_discrete_manufactured():
-    N = 33
-    probe = VariationalPDE(L_quasilinear, torch.zeros(N, N, dtype=torch.float64), "periodic", 2, N)
-    u_star = u_a(probe.grid)
-    f = probe.DE(u_star)  # the discrete operator applied to u* (spec: "discrete manufactured")
-    pde = VariationalPDE(L_quasilinear, f, "periodic", 2, N)
+    pde, u_star = manufactured_example("B", 33)  # f = the discrete operator applied to u*
     res = PreconditionedGD(pde, bounds=(1, 2)).run(u_star=u_star)
     assert res.status is Status.CONVERGED
     assert first_below(res.history["error"], 1e-12) <= 26
@@ -72,8 +53,9 @@ def test_ex_b_quasilinear_discrete_manufactured():
 
 @pytest.mark.parametrize("N", [31, 63])
 def test_ex_c_dirichlet_in_24_iterations(N):
-    pde = VariationalPDE(L_semilinear, f_c, "dirichlet", 2, N)
-    res = PreconditionedGD(pde, bounds=(1, 2)).run(u_star=u_c(pde.grid))
+    pde, u_star = manufactured_example("C", N)
+    assert torch.equal(u_star, u_c(pde.grid))
+    res = PreconditionedGD(pde, bounds=(1, 2)).run(u_star=u_star)
     assert res.status is Status.CONVERGED
     assert first_below(res.history["error"], 1e-12) == 24  # spec B.5 [ours]
     assert res.contraction <= res.rate_bound + 1e-9
@@ -83,7 +65,7 @@ def test_ex_c_dirichlet_in_24_iterations(N):
 
 @pytest.mark.parametrize("iterations", [250, pytest.param(2500, marks=pytest.mark.slow)])
 def test_plain_gradient_descent_is_far_off_after_10x_and_100x_the_iterations(iterations):
-    pde = VariationalPDE(L_semilinear, f_a, "periodic", 2, 33)
+    pde, _ = manufactured_example("A", 33)
     plain = PreconditionedGD(pde, eta="optimal", bounds=(1, 2), precond="none", max_iter=iterations).run(
         u_star=u_a(pde.grid), on_failure="ignore")
     assert plain.status is Status.MAX_ITER
@@ -91,7 +73,7 @@ def test_plain_gradient_descent_is_far_off_after_10x_and_100x_the_iterations(ite
 
 
 def test_theory_step_is_valid_but_slow():
-    pde = VariationalPDE(L_semilinear, f_a, "periodic", 2, 33)
+    pde, _ = manufactured_example("A", 33)
     res = PreconditionedGD(pde, eta="theory", bounds=(1, 2), max_iter=40).run(on_failure="ignore")
     assert res.eta == pytest.approx(1 / 8)
     assert res.history["residual"][-1] < res.history["residual"][0]  # converges, at ~1 - 1/8 per step
@@ -116,8 +98,7 @@ def test_lemma6_inequalities_on_random_band_limited_polynomials():
 
 
 def test_maurey_sampling_variance_identity():
-    pde = VariationalPDE(L_semilinear, f_a, "periodic", 2, 33)
-    u = u_a(pde.grid)
+    pde, u = manufactured_example("A", 33)
     m, errs = 100, []
     for seed in range(60):
         net = maurey_two_layer(u, m, seed)
@@ -127,8 +108,7 @@ def test_maurey_sampling_variance_identity():
 
 
 def test_two_layer_fit_and_deep_ritz_run_and_improve():
-    pde = VariationalPDE(L_semilinear, f_c, "dirichlet", 2, 15)
-    u = u_c(pde.grid)
+    pde, u = manufactured_example("C", 15)
     fit = fit_two_layer(u, 32, steps=300, domain="dirichlet")
     assert fit.rel_l2 < 0.5
     ritz = deep_ritz(pde, width=32, steps=200)
@@ -147,7 +127,7 @@ def test_bad_problem_input(kwargs, match):
 
 
 def test_bad_solver_input():
-    pde = VariationalPDE(L_semilinear, f_a, "periodic", 2, 9)
+    pde = VariationalPDE(L_semilinear, lambda x: x[..., 0] * 0, "periodic", 2, 9)
     for kwargs, match in ((dict(eta=0.0), "eta must"), (dict(eta=-1.0), "eta must"),
                           (dict(eta="optimal"), "needs bounds"), (dict(bounds=(2, 1)), "bounds"),
                           (dict(eta=0.5, precond="jacobi"), "precond"), (dict(eta=0.5, tol=0), "tol")):

@@ -102,3 +102,20 @@ def test_bad_kernel_arguments():
         SpectralMixture1D("gm", 0)
     with pytest.raises(ValueError, match="order"):
         SpectralMixture1D("gm").values(torch.zeros(3, dtype=torch.float64), 3)
+
+
+def test_cross_matrix_row_blocks_equal_one_block(gen, monkeypatch):
+    # kernels.matrix evaluates (x, y) lags in row blocks to bound memory (issue 12: 300 x 256 x Q temporaries were
+    # ~150 MB); the blocks must not change a value, and gradients must still flow through them
+    import sciml.gp_pde.kernels as kernels
+
+    k = SpectralMixture1D("gm", 5, freq_scale=3.0)
+    x = torch.rand(23, dtype=torch.float64, generator=gen)
+    y = torch.rand(17, dtype=torch.float64, generator=gen)
+    whole = k.matrix(x, y, order=2)
+    monkeypatch.setattr(kernels, "MAX_LAG_ELEMENTS", 5 * 17 * 3)      # 3 rows per block: 8 blocks
+    blocked = k.matrix(x, y, order=2)
+    torch.testing.assert_close(blocked, whole, rtol=0, atol=0)
+    (g,) = torch.autograd.grad(blocked.sum(), k.params.mu)
+    (g_ref,) = torch.autograd.grad(whole.sum(), k.params.mu)
+    torch.testing.assert_close(g, g_ref, rtol=1e-12, atol=1e-12)

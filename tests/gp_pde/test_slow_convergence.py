@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from sciml.core import Status
+from sciml.core import ConvergenceWarning, Status
 from sciml.gp_pde import allen_cahn, manufactured, poisson, solve
 
 TRUE_MU = 100 / (2 * math.pi)
@@ -17,19 +17,25 @@ TRUE_MU = 100 / (2 * math.pi)
 ADAM = {"mode": "adam", "steps": 30_000, "lr_final": 1e-4, "decay_start": 0.6, "eval_every": 1500}
 
 
+def _budget_run(*args, **kwargs):
+    """The paper's Adam has no convergence test: a spent budget warns and reports MAX_ITER."""
+    with pytest.warns(ConvergenceWarning, match="budget"):
+        return solve(*args, **kwargs)
+
+
 def _sin100(pde):
     return manufactured(pde, lambda x: torch.sin(100 * x[:, 0]), [(0.0, 1.0)])
 
 
 @pytest.fixture(scope="module")
 def poisson_adam():
-    return solve(_sin100(poisson(1)), 100, **ADAM)
+    return _budget_run(_sin100(poisson(1)), 100, **ADAM)
 
 
 @pytest.mark.slow
 def test_poisson_sin100_adam_final_and_best(poisson_adam):
     r = poisson_adam
-    assert r.status is Status.CONVERGED
+    assert r.status is Status.MAX_ITER          # the paper's protocol: budget, no convergence test
     assert r.rel_l2 <= 1e-4 and r.best_rel_l2 <= 1e-5
 
 
@@ -45,8 +51,8 @@ def test_poisson_sin100_adam_prunes_the_spectrum(poisson_adam):
 
 @pytest.mark.slow
 def test_allen_cahn_sin100_adam_final():
-    r = solve(_sin100(allen_cahn(1)), 100, **ADAM)
-    assert r.status is Status.CONVERGED and r.rel_l2 <= 1e-4
+    r = _budget_run(_sin100(allen_cahn(1)), 100, **ADAM)
+    assert r.status is Status.MAX_ITER and r.rel_l2 <= 1e-4
 
 
 @pytest.mark.slow
@@ -54,12 +60,12 @@ def test_poisson_2d_32x32_adam():
     # Issue bar: relL2 <= 1e-3 on a 32 x 32 grid for u = sin(20x) sin(20y) (spec A.5.4 reached 1.1e-2 after
     # 4000 constant-lr steps, still falling); 16k steps with an lr decay to 1e-3 over the last quarter.
     prob = manufactured(poisson(2), lambda x: torch.sin(20 * x[:, 0]) * torch.sin(20 * x[:, 1]), [(0, 1), (0, 1)])
-    r = solve(prob, 32, mode="adam", steps=16_000, lr_final=1e-3, decay_start=0.75, test_points=100)
-    assert r.status is Status.CONVERGED and r.rel_l2 <= 1e-3
+    r = _budget_run(prob, 32, mode="adam", steps=16_000, lr_final=1e-3, decay_start=0.75, test_points=100)
+    assert r.status is Status.MAX_ITER and r.rel_l2 <= 1e-3
 
 
 @pytest.mark.slow
 def test_poisson_sin100_adam_stm_kernel():
     # GP-HM-StM (Matern-5/2 x cosine) under the same protocol; we measured final 5.9e-7 (spec: calibrate on first run)
-    r = solve(_sin100(poisson(1)), 100, kernel="stm", **ADAM)
-    assert r.status is Status.CONVERGED and r.rel_l2 <= 1e-4
+    r = _budget_run(_sin100(poisson(1)), 100, kernel="stm", **ADAM)
+    assert r.status is Status.MAX_ITER and r.rel_l2 <= 1e-4
