@@ -1,6 +1,7 @@
 """SNS (sciml.ot.sinkhorn_newton_sparse) vs POT's log-domain Sinkhorn: iterations and wall time to the same ||g||_1.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_ot.py [--quick] [--repeat 3] [--out results/bench_ot.json]
+    OMP_NUM_THREADS=1 python benchmarks/bench_ot.py [--quick] [--repeat 3] [--only all|sns|pdhg]
+        [--out results/bench_ot.json]
 
 Cases (one process, ours and POT alternated per repeat, median of ``--repeat`` wall times, float64, 1 thread):
 
@@ -10,6 +11,10 @@ Cases (one process, ours and POT alternated per repeat, median of ``--repeat`` w
    so POT is capped at ``--pot-cap`` sweeps (default 2,000) and SNS runs to the ||g||_1 POT reached there.
    Also: SNS to 2e-15 (machine accuracy) for reference.
 3. Sparse (k = 5n) vs dense (k = n^2) Newton Hessian on case 2: time per Newton step.
+4. PDHG on the n = 100 assignment LP (spec §3.5, C ~ U[0,1] from default_rng(0), KKT <= 1e-6, omega = 0.3):
+   aPC-PDHG (sciml.ot.pdhg, the spec's reconstruction) vs our Chambolle-Pock at the same omega, vs HiGHS
+   (scipy ``linprog(method="highs")`` on the sparse 2n x n^2 constraint matrix) and the exact LAP
+   (``linear_sum_assignment``): wall time, iterations, products with A / A^T, objective error.
 
 ||g||_1 = ||a - P1||_1 + ||b - P^T 1||_1 is recomputed from each returned plan (POT's stopThr is its own norm, and
 iteration counts of different libraries count different work: a POT iteration and one of our sweeps are each one
@@ -59,12 +64,49 @@ def compare(C, a, b, eta: float, pot_kwargs: dict, repeat: int) -> dict:
             "speedup_sns_over_pot": statistics.median(pot_times) / statistics.median(sns_times)}
 
 
+def compare_pdhg(n: int, omega: float, repeat: int) -> dict:
+    import scipy.sparse
+    from scipy.optimize import linear_sum_assignment, linprog
+
+    from sciml.ot.pdhg import pdhg_assignment
+
+    C = np.random.default_rng(0).random((n, n))
+    rows, cols = linear_sum_assignment(C)
+    optimum = float(C[rows, cols].sum())
+    eye = scipy.sparse.identity(n, format="csr")
+    ones = scipy.sparse.csr_matrix(np.ones((1, n)))
+    A_eq = scipy.sparse.vstack([scipy.sparse.kron(eye, ones), scipy.sparse.kron(ones, eye)]).tocsr()
+    Ct = torch.as_tensor(C)
+    times = {"apc": [], "cp": [], "highs": [], "lap": []}
+    out = {}
+    for _ in range(repeat):  # alternate the four so load drift hits all alike
+        for method in ("apc", "cp"):
+            t, res = timed(lambda: pdhg_assignment(Ct, method, omega=omega, tol=1e-6, max_iter=100_000,
+                                                   on_failure="ignore"))
+            times[method].append(t)
+            out[method] = {"n_iter": res.n_iter, "n_matvec": res.n_matvec, "converged": res.converged,
+                           "objective_rel_error": abs(res.objective - optimum) / optimum,
+                           "permutation_ok": bool(np.array_equal(res.plan.numpy(), cols))}
+        t, ref = timed(lambda: linprog(C.ravel(), A_eq=A_eq, b_eq=np.ones(2 * n), bounds=(0, None), method="highs"))
+        times["highs"].append(t)
+        out["highs"] = {"objective_rel_error": abs(ref.fun - optimum) / optimum}
+        times["lap"].append(timed(lambda: linear_sum_assignment(C))[0])
+    for key, values in times.items():
+        out.setdefault(key, {})["median_s"] = statistics.median(values)
+    out["time_cp_over_apc"] = out["cp"]["median_s"] / out["apc"]["median_s"]
+    out["time_highs_over_apc"] = out["highs"]["median_s"] / out["apc"]["median_s"]
+    out["iter_cp_over_apc"] = out["cp"]["n_iter"] / out["apc"]["n_iter"]
+    out.update({"n": n, "omega": omega})
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="n = 200, 1 repeat, POT cap 500")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--pot-cap", type=int, default=2000)
     parser.add_argument("--out", default="results/bench_ot.json")
+    parser.add_argument("--only", choices=("all", "sns", "pdhg"), default="all")
     args = parser.parse_args()
     torch.set_num_threads(1)
     n = 200 if args.quick else 500
@@ -72,7 +114,13 @@ def main() -> None:
     cap = 500 if args.quick else args.pot_cap
     C, a, b = random_assignment_instance(n, seed=1)
     report = {"machine": platform.platform(), "processor": platform.processor(), "threads": 1,
-              "load_1min": os.getloadavg()[0], "n": n, "repeat": repeat}
+              "load_1min": os.getloadavg()[0], "repeat": repeat}
+    if args.only in ("all", "pdhg"):
+        report["pdhg_assignment"] = compare_pdhg(50 if args.quick else 100, 0.3, repeat)
+    if args.only == "pdhg":
+        _write(report, args.out)
+        return
+    report["sns_n"] = n
     report["eta100"] = compare(C, a, b, 100.0, {"stopThr": 1e-13, "numItermax": 100_000}, repeat)
     report["eta1200_capped_pot"] = compare(C, a, b, 1200.0, {"stopThr": 1e-300, "numItermax": cap}, repeat)
     t, full = timed(lambda: sinkhorn_newton_sparse(C, a, b, 1200.0, tol=2e-15, on_failure="ignore"))
@@ -84,10 +132,14 @@ def main() -> None:
         per_step[label] = {"seconds": t, "newton": res.n_newton, "g1": res.marginal_error,
                            "direct_solves": res.n_direct_solves}
     report["sparse_vs_dense_newton"] = per_step
+    _write(report, args.out)
+
+
+def _write(report: dict, path: str) -> None:
     report["load_1min_end"] = os.getloadavg()[0]
     print(json.dumps(report, indent=1))
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as fh:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as fh:
         json.dump(report, fh, indent=1)
 
 

@@ -138,7 +138,8 @@ def reproduce(cfg: GBWBNReproConfig, ctx: RunContext) -> dict[str, Measured]:
         out[f"digits/{v}/test_acc"] = Measured(m[f"{v}/test_acc_mean"], f"sd {m[f'{v}/test_acc_std']:.3f}, min "
                                                f"{m[f'{v}/test_acc_min']:.3f} over {cfg.seeds} seeds, fold fraction "
                                                f"{m[f'{v}/fold_fraction_mean']:.3f}", paper_setting=not scaled)
-        out[f"digits/{v}/collapsed_runs"] = Measured(m[f"{v}/collapsed_runs"])
+        out[f"digits/{v}/collapsed_runs"] = Measured(m[f"{v}/collapsed_runs"],
+                                                      f"{m[f'{v}/diverged_runs']:.0f} diverged (counted at chance)")
     bn_means = [m[f"{v}/test_acc_mean"] for v in ran if v != "no_bn"]
     if bn_means and "no_bn/test_acc_mean" in m:
         out["digits/best_bn_minus_no_bn"] = Measured(max(bn_means) - m["no_bn/test_acc_mean"], paper_setting=False)

@@ -7,6 +7,7 @@ import math
 import torch
 
 from sciml.core import Status, report_status
+from sciml.linalg import log_kernel_reduce
 from sciml.ot._problem import Problem, check_problem, full_duals, full_plan, log_plan, marginal_error
 from sciml.ot.result import TransportResult
 
@@ -26,25 +27,31 @@ def sinkhorn_sweeps(problem: Problem, x: torch.Tensor, y: torch.Tensor, max_swee
     row logsumexp gives for free (one O(nm) pass per half-sweep). Appends ``||g||_1`` of each iterate (before
     every sweep, and of the final iterate) to ``history``. Returns (x, y, sweeps done, final ||g||_1).
     """
-    eta = problem.eta
-    neg_eta_C = -eta * problem.C - 1.0  # (n, m); eta(-C + x ⊕ y) - 1 = neg_eta_C + eta x ⊕ eta y
+    eta, C = problem.eta, problem.C
     log_a, log_b = problem.log_a, problem.log_b
+    zero_x, zero_y = torch.zeros_like(x), torch.zeros_like(y)
+    # log row sums without x / log column sums without y of exp(eta(-C + x ⊕ y) - 1), row-blocked (O(block) memory)
+    def row_lse(y_: torch.Tensor) -> torch.Tensor:
+        return log_kernel_reduce(C, zero_x, y_, eta, dim=1, shift=-1.0)
+
+    def col_lse(x_: torch.Tensor) -> torch.Tensor:
+        return log_kernel_reduce(C, x_, zero_y, eta, dim=0, shift=-1.0)
+
     # The column error of the starting point is not free: measure it once exactly.
     err = marginal_error(problem, torch.exp(log_plan(problem, x, y)))
-    row_lse = torch.logsumexp(neg_eta_C + eta * y[None, :], dim=1)  # (n,) log of row sums without x
+    row = row_lse(y)  # (n,)
     sweeps = 0
     while True:
         history.append(err)
         if err <= tol or sweeps >= max_sweeps or not math.isfinite(err):
             return x, y, sweeps, err
-        x = (log_a - row_lse) / eta
-        col_lse = torch.logsumexp(neg_eta_C + eta * x[:, None], dim=0)  # (m,)
-        y = (log_b - col_lse) / eta
+        x = (log_a - row) / eta
+        y = (log_b - col_lse(x)) / eta
         sweeps += 1
         # Row sums of the new plan are exp(eta x + LSE_j(eta(y_j - C_ij) - 1)) (columns are exact now); the same
         # row logsumexp is the next x-update's, so a sweep costs two O(nm) passes.
-        row_lse = torch.logsumexp(neg_eta_C + eta * y[None, :], dim=1)
-        err = float((problem.a - torch.exp(eta * x + row_lse)).abs().sum())
+        row = row_lse(y)
+        err = float((problem.a - torch.exp(eta * x + row)).abs().sum())
 
 
 def finish(problem: Problem, x: torch.Tensor, y: torch.Tensor, history: list[float], n_sinkhorn: int,

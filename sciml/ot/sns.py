@@ -13,7 +13,12 @@ Differs from the reference (details the paper leaves open or that we had to fix,
     - backtracking accepts a step on Armijo OR a smaller ||g||_1 (f differences fall below float64 resolution near
       ||g||_1 ~ 1e-10 and pure Armijo stalls there);
     - adaptivity for diffuse plans (small eta): k doubles, up to the dense Hessian, after any Newton step that fails
-      to halve ||g||_1.
+      to halve ||g||_1;
+    - a damped Newton step (alpha < 1, Newton's global phase, where the quadratic model of f only holds within
+      ~1/eta) is followed by one exact Sinkhorn sweep (counted in n_sinkhorn). Measured on the spec's R2 digits
+      instance at 202 x 160 (N1 = 200): 37 Newton steps without it, 33 (+22 sweeps) with it;
+    - the stall stop (no new best ||g||_1 in STALL_STEPS steps) only counts near the rounding floor: in the
+      damped phase ||g||_1 may rise for a while (on R2 the old rule stopped the run at ||g||_1 ~ 0.3).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from sciml.ot.sinkhorn import check_budget, finish, sinkhorn_sweeps
 ARMIJO = 1e-4
 MAX_HALVINGS = 40
 STALL_STEPS = 5  # Newton steps without a new best ||g||_1 before giving up
+STALL_REGION = 1e-6  # ... counted only once ||g||_1 <= STALL_REGION * mass (near the rounding floor)
+SWEEP_AFTER_DAMPED = True
 CG_RTOL = 1e-11
 # Direct (Cholesky, else LU) solve of the materialised Hessian up to this many unknowns: for the dense Hessian
 # (k = n m), and as the fallback when CG does not converge.
@@ -153,7 +160,8 @@ def sinkhorn_newton_sparse(C, a, b, eta: float = 1200.0, *, n_sinkhorn: int = 20
         history.append(err)
         if err <= tol or newton >= max_newton or n + m == 2 or not math.isfinite(err):
             break
-        stalled = 0 if err < best else stalled + 1
+        # stall counter only near the rounding floor: far from it, damped Newton may raise ||g||_1 for a while
+        stalled = 0 if err < best or err > STALL_REGION * total_mass else stalled + 1
         best = min(best, err)
         if stalled > STALL_STEPS:
             break  # at the rounding floor of ||g||_1 (tol below what float arithmetic resolves): stop, MAX_ITER
@@ -204,6 +212,15 @@ def sinkhorn_newton_sparse(C, a, b, eta: float = 1200.0, *, n_sinkhorn: int = 20
             k = min(2 * k, n * m)
             continue
         x, y, P, f = x_new, y_new, P_new, f_new
+        if alpha < 1.0 and SWEEP_AFTER_DAMPED:
+            # Damped step: still in Newton's global phase, where the quadratic model holds only within ~1/eta.
+            # One exact Sinkhorn sweep (O(nm), always ascends) re-balances the marginals before the next step.
+            x, y, done, _ = sinkhorn_sweeps(problem, x, y, 1, 0.0, [])
+            sweeps += done
+            shift = y[-1]
+            x, y = x + shift, y - shift
+            P = torch.exp(log_plan(problem, x, y))
+            f = _dual_value(problem, P, x, y)
         if alpha == 1.0 and err_new > 0.5 * err:
             # A full Newton step that fails to halve ||g||_1: the sparsified Hessian is too crude (diffuse plan).
             # Damped steps (alpha < 1) are the global phase of Newton and say nothing about the sparsification.

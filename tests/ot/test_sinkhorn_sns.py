@@ -229,3 +229,30 @@ def test_r3_one_dimensional_wasserstein_within_the_entropic_gap(p):
     exact = _discrete_wpp_1d(a, b, x, p)
     assert result.status is Status.CONVERGED
     assert -1e-12 <= result.cost - exact <= (math.log(n) + 1.0) / eta
+
+
+def test_r2_digits_pair_converges_through_the_damped_phase():
+    """Spec §2.6 R2 at 16x16 (202 x 160 support, L2 cost, eta = 1200): after the warm start ||g||_1 ~ 0.1 and
+    Newton spends ~20 damped steps with ||g||_1 not monotone; the run must not be stopped as 'stalled' there.
+    Oracle: RegOT's safe sparse Newton (independent C++ solver) and the exact EMD cost bracket."""
+    ndimage = pytest.importorskip("scipy.ndimage")
+    datasets = pytest.importorskip("sklearn.datasets")
+    ot = pytest.importorskip("ot")
+    regot = pytest.importorskip("regot")
+    from scipy.spatial.distance import cdist
+
+    points, masses = [], []
+    for index in (0, 1):
+        image = np.clip(ndimage.zoom(datasets.load_digits().images[index], 2.0, order=1), 0.0, None)
+        grid = np.stack(np.meshgrid(np.arange(16), np.arange(16), indexing="ij"), -1).reshape(-1, 2) / 15.0
+        keep = image.ravel() > 0
+        points.append(grid[keep])
+        masses.append(image.ravel()[keep] / image.ravel()[keep].sum())
+    C = cdist(points[0], points[1])
+    a, b = masses
+    result = sinkhorn_newton_sparse(C, a, b, 1200.0, n_sinkhorn=200, tol=1e-13)
+    assert result.status is Status.CONVERGED
+    peer = regot.sinkhorn_ssns(C, a, b, 1 / 1200.0, tol=1e-13, max_iter=2000)
+    assert np.abs(result.plan.numpy() - peer.plan).max() <= 1e-10
+    exact = float(ot.emd2(a, b, C))
+    assert 0.0 <= result.cost - exact <= math.log(len(a) * len(b)) / 1200.0
