@@ -20,7 +20,10 @@ the true block Hessian and Armijo line search), ``exact`` (block minimiser; quad
 steps, ``hb``/``ls``/``exact`` are two-metric-projection Newton steps on the block's free variables with a
 backtracking arc search (falling back to the projected 1/L_b step, so f never increases).
 ``gabp`` (Quadratic only): the exact block solve by Gaussian belief propagation; a block whose sparsity graph has a
-cycle raises. Not implemented (issue 21): red-black / tree / greedy-forest partitions, data sets B-E generators.
+cycle raises. Partitions ``red_black`` / ``tree`` (Quadratic only) take the blocks from the sparsity graph
+(:mod:`sciml.numerics.bcd_graphs`: colour classes of a bipartite graph / greedy forests), so GaBP solves each block
+exactly. Not implemented: the greedy / random forests grown per iteration (GSTree, RTree, GSExactTree). Data sets
+A-E: :mod:`sciml.numerics.bcd_data`.
 """
 
 from __future__ import annotations
@@ -32,27 +35,14 @@ import numpy as np
 import torch
 
 from sciml.core import Result, Status, report_status
+from sciml.numerics._tensors import as_dense_tensor as _as_tensor
+from sciml.numerics.bcd_data import dataset_a, dataset_b, dataset_c, dataset_d, dataset_e  # noqa: F401 (re-export)
+from sciml.numerics.bcd_graphs import ForestGaBP, forest_partition, gabp_solve, red_black_partition  # noqa: F401
 
 RULES = ("random", "cyclic", "lipschitz", "gs", "gsl", "gsd", "gsq")
-PARTITIONS = ("order", "sort", "avg", "variable")
+PARTITIONS = ("order", "sort", "avg", "variable", "red_black", "tree")
 UPDATES = ("lb", "la", "hb", "ls", "exact", "gabp")
 RIDGE = 1e-10          # spec 4.6: H_b is singular for p > n blocks; regularise the solves
-
-
-def _as_tensor(value, name: str, dtype=None, device=None) -> torch.Tensor:
-    """numpy / scipy.sparse / torch (dense or sparse) -> dense floating torch tensor, NaN/Inf rejected."""
-    if hasattr(value, "toarray") and not isinstance(value, torch.Tensor):        # scipy.sparse
-        value = value.toarray()
-    if isinstance(value, torch.Tensor) and value.layout != torch.strided:
-        value = value.to_dense()
-    t = torch.as_tensor(np.asarray(value) if not isinstance(value, torch.Tensor) else value)
-    if not t.is_floating_point():
-        t = t.to(torch.float64)
-    if dtype is not None or device is not None:
-        t = t.to(dtype=dtype or t.dtype, device=device or t.device)
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} contains NaN or Inf; BCD needs finite data")
-    return t
 
 
 class _Problem:
@@ -80,6 +70,10 @@ class _Problem:
 
     def aux_delta(self, idx: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
         """Change of ``aux`` when ``x[idx] += d``."""
+        if 4 * idx.numel() > self.K.shape[1]:          # big blocks: one matvec beats gathering the columns
+            full = torch.zeros(self.K.shape[1], dtype=d.dtype, device=d.device)
+            full[idx] = d
+            return self.K @ full
         return self.K[:, idx] @ d
 
     def f(self, x) -> float:
@@ -306,6 +300,15 @@ def _padded_partition(order: torch.Tensor, block_size: int) -> tuple[torch.Tenso
     return idx, mask.reshape(nb, block_size)
 
 
+def _pad_blocks(groups: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blocks of unequal sizes -> indices (nb, max size) padded with each block's first index, and the mask."""
+    width = max(g.numel() for g in groups)
+    idx = torch.stack([torch.cat([g, g[:1].expand(width - g.numel())]) for g in groups])
+    mask = torch.arange(width, device=idx.device)[None, :] < torch.tensor([g.numel() for g in groups],
+                                                                          device=idx.device)[:, None]
+    return idx, mask
+
+
 def make_partition(L: torch.Tensor, block_size: int, partition: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Fixed partitions of spec 4.2 from the coordinate constants ``L`` (n,): ``order``, ``sort``, ``avg``."""
     n = L.numel()
@@ -346,6 +349,8 @@ def _check_args(problem, rule, partition, update, block_size, max_iter, tol) -> 
                          "curve is GSD (spec 4.6): use rule='gsd' (or 'gsq', the IHT approximation)")
     if partition == "variable" and rule == "cyclic":
         raise ValueError("cyclic selection needs a fixed partition ('order', 'sort' or 'avg')")
+    if partition in ("red_black", "tree") and not isinstance(problem, Quadratic):
+        raise ValueError(f"partition={partition!r} is a graph partition of a Quadratic's sparsity graph")
     if update == "gabp" and (not isinstance(problem, Quadratic) or problem.constrained):
         raise ValueError("update='gabp' needs a Quadratic problem (sparse Q whose blocks are forests)")
     if update == "exact" and not problem.is_quadratic:
@@ -368,6 +373,7 @@ class _Solver:
         self.L_coord = problem.coordinate_lipschitz()                      # (n,)
         self.L_cache: dict[tuple[int, ...], float] = {}
         self.la_estimate: dict[tuple[int, ...], float] = {}
+        self.gabp_cache: dict[tuple[int, ...], tuple[torch.Tensor, ForestGaBP]] = {}
 
     def f(self) -> float:
         return float(self.p.value(self.aux, self.x))
@@ -416,8 +422,12 @@ class _Solver:
             self.move(idx, x_new, aux)
             return
         if update == "gabp":                        # exact block solve H_b x_b = H_b x_b - g_b on a forest block
-            H = self.p.block_bound(idx)
-            self.move(idx, gabp_solve(H, H @ x_b - g_b))
+            key = tuple(idx.tolist())
+            if key not in self.gabp_cache:          # fixed blocks: the forest and its precisions once per block
+                H = self.p.block_bound(idx)
+                self.gabp_cache[key] = (H, ForestGaBP(H))
+            H, solver = self.gabp_cache[key]
+            self.move(idx, solver.solve(H @ x_b - g_b))
             return
         # Matrix steps: hb uses the bound H_b, ls/exact the true block Hessian (equal for quadratics).
         H = self.p.block_bound(idx) if update == "hb" else self.p.block_hessian(self.aux, self.x, idx)
@@ -493,7 +503,8 @@ def bcd(problem: _Problem, x0=None, *, rule: str = "random", partition: str = "o
         problem: LeastSquares, Logistic, Softmax, Quadratic or NonNegL1LeastSquares.
         x0: start (n,), default zeros (projected onto x >= 0 for the constrained problem).
         rule, partition, update: see the module docstring.
-        block_size: tau, in [1, n].
+        block_size: tau, in [1, n] (ignored by the graph partitions ``red_black`` and ``tree``, whose blocks are
+            the colour classes / greedy forests of a Quadratic's sparsity graph: spec 4.2 message passing).
         max_iter: iteration budget; tol: stop when ||grad f(x)|| <= tol * max(1, ||grad f(x0)||) (projected
             gradient for the constrained problem), checked against a freshly recomputed gradient.
         gs_norm: "l2" (paper) or "l1" (reference code) for the GS score.
@@ -515,17 +526,23 @@ def bcd(problem: _Problem, x0=None, *, rule: str = "random", partition: str = "o
     tiny = torch.finfo(problem.dtype).tiny
 
     if partition != "variable":
-        blocks, mask = make_partition(s.L_coord, block_size, partition)         # (nb, bs)
+        if partition in ("red_black", "tree"):                                   # message-passing partitions
+            groups = (red_black_partition if partition == "red_black" else forest_partition)(problem.K)
+            blocks, mask = _pad_blocks(groups)
+        else:
+            blocks, mask = make_partition(s.L_coord, block_size, partition)     # (nb, bs)
+        width = blocks.shape[1]
         H = problem.block_bound(blocks)                                          # (nb, bs, bs)
         pad = ~(mask[:, :, None] & mask[:, None, :])
-        eye = torch.eye(block_size, dtype=H.dtype, device=H.device).expand_as(H)
+        eye = torch.eye(width, dtype=H.dtype, device=H.device).expand_as(H)
         H = torch.where(pad, eye * (~mask[:, :, None]), H)                       # padded coordinates: identity
-        L_blocks = torch.linalg.eigvalsh(H)[:, -1]                               # (nb,) cached once
-        for b in range(blocks.shape[0]):
-            s.L_cache[tuple(sorted(blocks[b][mask[b]].tolist()))] = float(L_blocks[b])
+        if rule in ("gsl", "lipschitz") or update not in ("gabp", "exact"):   # L_b needed: cache it once
+            L_blocks = torch.linalg.eigvalsh(H)[:, -1]                           # (nb,)
+            for b in range(blocks.shape[0]):
+                s.L_cache[tuple(sorted(blocks[b][mask[b]].tolist()))] = float(L_blocks[b])
         if rule == "gsq":
             scale = H.diagonal(dim1=1, dim2=2).amax(1).clamp_min(1.0)[:, None, None]
-            H_inv = torch.linalg.inv(H + RIDGE * scale * torch.eye(block_size, dtype=H.dtype, device=H.device))
+            H_inv = torch.linalg.inv(H + RIDGE * scale * torch.eye(width, dtype=H.dtype, device=H.device))
         if rule == "lipschitz":
             probs = L_blocks / L_blocks.sum()
         D_blocks = s.L_coord[blocks] * mask.sum(1, keepdim=True)                 # GSD: D_ii = |b| L_i
@@ -603,126 +620,3 @@ def bcd(problem: _Problem, x0=None, *, rule: str = "random", partition: str = "o
     sel = torch.stack(selected) if selected else torch.empty(0, block_size, dtype=torch.long)
     return BCDResult(s.x, torch.tensor(history, dtype=torch.float64), sel, opt, status, len(selected), rule,
                      partition, update)
-
-
-def _forest_levels(n: int, edges: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Parent (-1 at roots) and depth of every node of an undirected forest given as ``edges`` (E, 2), by a
-    level-synchronous BFS over the edge list. Raises ValueError when the graph has a cycle (E != n - components)."""
-    device = edges.device
-    parent = torch.full((n,), -1, dtype=torch.long, device=device)
-    depth = torch.full((n,), -1, dtype=torch.long, device=device)
-    both = torch.cat([edges, edges.flip(1)])                              # directed both ways (2E, 2)
-    components = 0
-    while bool((depth < 0).any()):
-        root = int(torch.nonzero(depth < 0)[0])
-        components += 1
-        depth[root] = 0
-        frontier = torch.zeros(n, dtype=torch.bool, device=device)
-        frontier[root] = True
-        level = 0
-        while bool(frontier.any()):
-            step = both[frontier[both[:, 0]] & (depth[both[:, 1]] < 0)]      # frontier -> unvisited
-            level += 1
-            frontier = torch.zeros_like(frontier)
-            if step.numel():
-                parent[step[:, 1]] = step[:, 0]
-                depth[step[:, 1]] = level
-                frontier[step[:, 1]] = True
-    if edges.shape[0] != n - components:
-        raise ValueError(f"GaBP needs a forest (acyclic) sparsity graph: {edges.shape[0]} edges on {n} nodes in "
-                         f"{components} components means a cycle (spec 4.6: GaBP on a cyclic block is wrong)")
-    return parent, depth
-
-
-def gabp_solve(Q, c) -> torch.Tensor:
-    """Solve ``Q x = c`` exactly by Gaussian belief propagation when the sparsity graph of the symmetric positive
-    definite ``Q`` is a forest (spec 4.2: one upward and one downward sweep, O(n) messages). A cyclic graph raises.
-
-    Messages (i -> parent p): precision ``-Q_ip^2 / P_i\\p``, potential ``-Q_ip h_i\\p / P_i\\p``, where
-    ``P_i\\p, h_i\\p`` are node i's precision and potential without p's message; then the same from the root down."""
-    Q = _as_tensor(Q, "Q")
-    c = _as_tensor(c, "c", Q.dtype, Q.device).reshape(-1)
-    n = Q.shape[0]
-    if Q.dim() != 2 or Q.shape[1] != n or c.numel() != n:
-        raise ValueError(f"need a square Q and c of matching length, got {tuple(Q.shape)} and {c.numel()}")
-    if not torch.allclose(Q, Q.T, rtol=1e-10, atol=0.0) or not bool((torch.diagonal(Q) > 0).all()):
-        raise ValueError("Q must be symmetric with a positive diagonal")
-    edges = torch.nonzero(torch.triu(Q, 1) != 0)                          # (E, 2)
-    parent, depth = _forest_levels(n, edges)
-    diag = torch.diagonal(Q)
-    # Upward sweep: leaves first. up_P/up_h accumulate the children's messages at each node.
-    up_P, up_h = torch.zeros_like(c), torch.zeros_like(c)
-    msg_P, msg_h = torch.zeros_like(c), torch.zeros_like(c)              # message node -> its parent
-    q_parent = torch.zeros_like(c)
-    has_parent = parent >= 0
-    q_parent[has_parent] = Q[has_parent.nonzero().reshape(-1), parent[has_parent]]
-    max_depth = int(depth.max())
-    for level in range(max_depth, 0, -1):
-        nodes = torch.nonzero(depth == level).reshape(-1)
-        P_excl, h_excl = diag[nodes] + up_P[nodes], c[nodes] + up_h[nodes]
-        if not bool((P_excl > 0).all()):
-            raise ValueError("GaBP met a non-positive precision: Q is not positive definite")
-        msg_P[nodes] = -q_parent[nodes].pow(2) / P_excl
-        msg_h[nodes] = -q_parent[nodes] * h_excl / P_excl
-        up_P.index_add_(0, parent[nodes], msg_P[nodes])
-        up_h.index_add_(0, parent[nodes], msg_h[nodes])
-    # Downward sweep: full beliefs at the roots, then each child gets its parent's belief minus its own message.
-    full_P, full_h = diag + up_P, c + up_h
-    for level in range(1, max_depth + 1):
-        nodes = torch.nonzero(depth == level).reshape(-1)
-        p = parent[nodes]
-        P_p_excl, h_p_excl = full_P[p] - msg_P[nodes], full_h[p] - msg_h[nodes]
-        full_P[nodes] = full_P[nodes] - q_parent[nodes].pow(2) / P_p_excl
-        full_h[nodes] = full_h[nodes] - q_parent[nodes] * h_p_excl / P_p_excl
-    if not bool((full_P > 0).all()):
-        raise ValueError("GaBP met a non-positive precision: Q is not positive definite")
-    return full_h / full_P
-
-
-def dataset_a(n_rows: int = 1000, n_cols: int = 10_000, seed: int = 1, dtype=torch.float64,
-              device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Spec 4.3 data set A (least squares): ``A`` entries N(0,1)+1, column j scaled by 10 N(0,1), each entry kept
-    with probability 10 log(m)/m; ``w`` 10% non-zero N(0,1); ``b = A w + N(0,1)``. numpy ``default_rng(seed)`` as
-    in the spec's 4.5 runs (the Matlab original is not available). Returns ``(A, b, w)``."""
-    if n_rows < 2 or n_cols < 1:
-        raise ValueError(f"need n_rows >= 2 and n_cols >= 1, got {n_rows} x {n_cols}")
-    rng = np.random.default_rng(seed)
-    A = rng.standard_normal((n_rows, n_cols)) + 1.0
-    A *= 10.0 * rng.standard_normal(n_cols)[None, :]
-    A *= rng.random((n_rows, n_cols)) < min(1.0, 10.0 * math.log(n_rows) / n_rows)
-    w = rng.standard_normal(n_cols) * (rng.random(n_cols) < 0.1)
-    b = A @ w + rng.standard_normal(n_rows)
-    to = dict(dtype=dtype, device=device)
-    return torch.as_tensor(A, **to), torch.as_tensor(b, **to), torch.as_tensor(w, **to)
-
-
-def dataset_d(n_rows: int = 50, n_cols: int = 50, n_labelled: int = 100, weight: float = 1e5, seed: int = 1,
-              dtype=torch.float64, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """Spec 4.3 data set D: label propagation on an ``n_rows x n_cols`` lattice (node i at row ``i % n_rows``,
-    column ``i // n_rows``; every lattice edge has weight ``weight``), ``n_labelled`` nodes labelled ``10 N(0,1)``
-    drawn by numpy's legacy ``RandomState(seed)`` (choice, then randn, as the reference code). The unlabelled
-    nodes solve ``min 0.5 x^T Q x - c^T x`` with ``Q_ii`` = node degree (labelled neighbours included),
-    ``Q_ij = -w_ij`` and ``c_i = sum_{labelled j} w_ij y_j``. Returns dense ``(Q, c)``; spec f* = -1045999575.2270696
-    at the defaults."""
-    n = n_rows * n_cols
-    if n_rows < 2 or n_cols < 2 or not 0 < n_labelled < n or not weight > 0:
-        raise ValueError("need a lattice of at least 2 x 2, 0 < n_labelled < nodes and weight > 0")
-    rng = np.random.RandomState(seed)
-    labelled = rng.choice(n, n_labelled, replace=False)
-    y = np.zeros(n)
-    y[labelled] = rng.randn(n_labelled) * 10.0
-    node = np.arange(n)
-    down = node[node % n_rows != n_rows - 1]                               # edge (i, i + 1) inside a column
-    right = node[node // n_rows != n_cols - 1]                             # edge (i, i + n_rows) to the next column
-    src = np.concatenate([down, right])
-    dst = np.concatenate([down + 1, right + n_rows])
-    W = np.zeros((n, n))
-    W[src, dst] = W[dst, src] = weight
-    is_labelled = np.zeros(n, dtype=bool)
-    is_labelled[labelled] = True
-    free = ~is_labelled
-    Q = -W[np.ix_(free, free)]
-    Q[np.diag_indices_from(Q)] = W[free].sum(1)
-    c = W[np.ix_(free, is_labelled)] @ y[is_labelled]
-    to = dict(dtype=dtype, device=device)
-    return torch.as_tensor(Q, **to), torch.as_tensor(c, **to)

@@ -8,8 +8,9 @@ import torch
 
 from sciml.core import Status
 from sciml.core import ConvergenceWarning
-from sciml.numerics.bcd import (LeastSquares, Logistic, NonNegL1LeastSquares, Quadratic, Softmax, bcd, dataset_a,
-                                dataset_d, gabp_solve, make_partition)
+from sciml.numerics.bcd import (ForestGaBP, LeastSquares, Logistic, NonNegL1LeastSquares, Quadratic, Softmax, bcd,
+                                dataset_a, dataset_b, dataset_c, dataset_d, dataset_e, forest_partition, gabp_solve,
+                                make_partition, red_black_partition)
 
 scipy = pytest.importorskip("scipy")
 from scipy import optimize, sparse  # noqa: E402
@@ -229,7 +230,7 @@ def test_bad_input_raises():
     p = LeastSquares(A, b)
     for kwargs, words in (({"block_size": 0}, "block_size"), ({"block_size": 7}, "block_size"),
                           ({"rule": "greedy"}, "rule"), ({"update": "newton"}, "update"),
-                          ({"partition": "tree"}, "partition"),
+                          ({"partition": "forest"}, "partition"),
                           ({"rule": "gsl", "partition": "variable"}, "GSD")):
         with pytest.raises(ValueError, match=words):
             bcd(p, **kwargs)
@@ -245,3 +246,69 @@ def test_bad_input_raises():
         bcd(p, update="gabp")
     with pytest.raises(ValueError, match="lam"):
         NonNegL1LeastSquares(A, b, -1.0)
+
+
+@pytest.mark.parametrize("partition", ["red_black", "tree"])
+def test_message_passing_partitions_reach_spsolve_on_lattice(partition):
+    """Spec 4.2 / 4.3: red-black (independent sets) and tree (forests) partitions with exact GaBP block solves."""
+    Q, c = dataset_d(10, 12, n_labelled=8, weight=1e3)
+    groups = (red_black_partition if partition == "red_black" else forest_partition)(Q)
+    assert sorted(torch.cat(groups).tolist()) == list(range(Q.shape[0]))          # a partition of the nodes
+    for g in groups:
+        block = Q[g][:, g]
+        if partition == "red_black":                                              # independent set: diagonal
+            assert torch.count_nonzero(block - torch.diag(torch.diagonal(block))) == 0
+        ForestGaBP(block)                                                         # raises on a cycle
+    x_star = spsolve(sparse.csc_matrix(Q.numpy()), c.numpy())
+    res = bcd(Quadratic(Q, c), rule="cyclic", partition=partition, update="gabp", max_iter=20_000, tol=1e-12)
+    assert res.status is Status.CONVERGED
+    assert np.linalg.norm(res.x.numpy() - x_star) <= 1e-8 * np.linalg.norm(x_star)
+    h = res.history
+    assert bool((h[1:] <= h[:-1] + 1e-12 * h[:-1].abs()).all())                  # exact block solves never increase f
+
+
+def test_dataset_e_tree_partition_and_red_black_rejects_odd_cycles():
+    Q, c = dataset_e(200, n_labelled=20, seed=2)
+    assert bool((Q - Q.T == 0).all()) and bool((torch.linalg.eigvalsh(Q) > 0).all())
+    with pytest.raises(ValueError, match="bipartite"):                             # k-NN graphs have triangles
+        red_black_partition(Q)
+    x_star = spsolve(sparse.csc_matrix(Q.numpy()), c.numpy())
+    res = bcd(Quadratic(Q, c), rule="cyclic", partition="tree", update="gabp", max_iter=5000, tol=1e-11)
+    assert res.status is Status.CONVERGED
+    assert np.linalg.norm(res.x.numpy() - x_star) <= 1e-8 * np.linalg.norm(x_star)
+    with pytest.raises(ValueError, match="Quadratic"):
+        A, b = _dense_problem(10, 6)
+        bcd(LeastSquares(A, b), partition="tree")
+
+
+def test_gabp_reuses_precisions_for_new_right_hand_sides():
+    rng = np.random.default_rng(5)
+    Q = _lattice(1, 0.3)[:1, :1].toarray()                                       # 1 x 1 edge case
+    assert np.allclose(ForestGaBP(Q).solve([2.0]).numpy(), [2.0 / Q[0, 0]])
+    n = 60
+    path = sparse.diags([-np.ones(n - 1), 3 * np.ones(n), -np.ones(n - 1)], [-1, 0, 1]).toarray()
+    solver = ForestGaBP(path)
+    for _ in range(3):
+        c = rng.standard_normal(n)
+        assert np.allclose(solver.solve(c).numpy(), np.linalg.solve(path, c), rtol=1e-12, atol=1e-12)
+
+
+def test_datasets_b_and_c_follow_the_reference_recipe():
+    A, y = dataset_b(200, 500, seed=1)
+    assert A.shape == (200, 500) and set(y.unique().tolist()) <= {-1.0, 1.0}
+    density = float((A != 0).double().mean())
+    assert density == pytest.approx(10 * np.log(200) / 200, rel=0.1)              # kept w.p. 10 log(n)/n
+    rng = np.random.RandomState(1)                                                # the recipe, re-drawn
+    A_ref = (rng.randn(200, 500) + 1.0) * (10.0 * rng.randn(500))[None, :]
+    A_ref *= rng.rand(200, 500) < 10 * np.log(200) / 200
+    w = rng.randn(500) * (rng.rand(500) < 0.1)
+    flips = np.sign(rng.rand(200) - 0.1)
+    assert np.array_equal(A.numpy(), A_ref)
+    assert np.array_equal(y.numpy(), np.where(A_ref @ w >= 0, 1.0, -1.0) * flips)
+    assert 0.03 <= float((flips < 0).mean()) <= 0.2
+    A, labels = dataset_c(150, 120, n_classes=7)
+    assert A.shape == (150, 120) and labels.dtype == torch.int64 and 0 <= int(labels.min()) <= int(labels.max()) < 7
+    res = bcd(Softmax(A / A.abs().max(), labels, n_classes=7), rule="gsl", partition="sort", block_size=7,
+              update="lb", max_iter=200, on_failure="ignore")
+    h = res.history
+    assert bool((h[1:] <= h[:-1] + 1e-12 * h[:-1].abs()).all()) and h[-1] < h[0]
