@@ -6,16 +6,22 @@
 * :mod:`sciml.kernels.rmt`: semicircle / Marchenko-Pastur checks (spec 2.2.7).
 * ``NNGPKernel``, ``NTKKernel``: gpytorch kernels (gpytorch imported only when these names are used).
 
-CNN and RNN kernels (spec 2.2.4-2.2.5) are not implemented yet.
+* :func:`cnn_kernel` (1-D / 2-D, circular / same padding, GAP / flatten readout; :class:`FiniteCNN`) and
+  :func:`rnn_kernel` (Elman, last-state readout; :class:`FiniteRNN`): spec 2.2.4-2.2.5.
 """
 
-from sciml.kernels.convergence import WidthSweep, loglog_slope, mlp_width_sweep, output_covariance_error
+from sciml.kernels.cnn import CNNKernel, FiniteCNN, cnn_kernel
+from sciml.kernels.convergence import (WidthSweep, ensemble_covariance_error, loglog_slope, mlp_width_sweep,
+                                      output_covariance_error, width_sweep)
 from sciml.kernels.dual import erf_v, gauss_hermite_v, hermite_nodes, monte_carlo_v, relu_v
 from sciml.kernels.empirical import FiniteMLP, empirical_nngp, empirical_ntk, relative_frobenius
 from sciml.kernels.mlp import MLPKernel, mlp_kernel, mlp_kernel_diag
+from sciml.kernels.rnn import FiniteRNN, RNNKernel, rnn_kernel
 from sciml.kernels.rmt import kolmogorov_to_semicircle, marchenko_pastur_moments, program_moments, wigner
 
 __all__ = [
+    "CNNKernel", "FiniteCNN", "FiniteRNN", "RNNKernel", "cnn_kernel", "ensemble_covariance_error", "rnn_kernel",
+    "width_sweep",
     "FiniteMLP", "MLPKernel", "NNGPKernel", "NTKKernel", "WidthSweep", "empirical_nngp", "empirical_ntk", "erf_v",
     "gauss_hermite_v", "hermite_nodes", "kolmogorov_to_semicircle", "loglog_slope", "marchenko_pastur_moments", "mlp_kernel", "mlp_kernel_diag", "mlp_width_sweep",
     "monte_carlo_v", "output_covariance_error", "program_moments", "relative_frobenius", "relu_v", "wigner",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Callable
 
 import numpy as np
 import torch
@@ -30,24 +31,33 @@ def loglog_slope(widths, errors) -> float:
     return float(np.polyfit(np.log(np.asarray(widths, float)), np.log(np.asarray(errors, float)), 1)[0])
 
 
-def mlp_width_sweep(X: torch.Tensor, widths: tuple[int, ...], seeds: int, *, depth: int = 2,
-                    activation: str | Activation = "relu", sigma_w: float = math.sqrt(2.0), sigma_b: float = 0.1,
-                    seed: int = 0, progress=lambda it: it) -> WidthSweep:
-    """Empirical NNGP (last-layer Gram) and NTK (J J^T) of ``seeds`` random FiniteMLPs per width against mlp_kernel."""
+def width_sweep(make_net: Callable[[int, torch.Generator], torch.nn.Module], X: torch.Tensor, exact_nngp: torch.Tensor,
+                exact_ntk: torch.Tensor, widths: tuple[int, ...], seeds: int, *, seed: int = 0,
+                progress=lambda it: it) -> WidthSweep:
+    """Empirical NNGP (readout-input Gram) and NTK (J J^T) of ``seeds`` networks ``make_net(width, generator)`` per
+    width against exact kernels; relative Frobenius errors and fitted log-log slopes."""
     if seeds < 1 or not widths or min(widths) < 1:
         raise ValueError(f"need seeds >= 1 and widths >= 1, got seeds={seeds}, widths={widths}")
-    settings = dict(depth=depth, activation=activation, sigma_w=sigma_w, sigma_b=sigma_b)
-    exact = mlp_kernel(X, **settings)
     nngp_err = np.zeros((len(widths), seeds))
     ntk_err = np.zeros((len(widths), seeds))
     for w_i, width in enumerate(progress(widths)):
         for s in range(seeds):
-            gen = torch.Generator(device=X.device).manual_seed(seed + 1000 * w_i + s)
-            net = FiniteMLP(X.shape[1], width, generator=gen, dtype=X.dtype, device=X.device, **settings)
-            nngp_err[w_i, s] = relative_frobenius(empirical_nngp(net, X), exact.nngp)
-            ntk_err[w_i, s] = relative_frobenius(empirical_ntk(net, X), exact.ntk)
+            net = make_net(width, torch.Generator(device=X.device).manual_seed(seed + 1000 * w_i + s))
+            nngp_err[w_i, s] = relative_frobenius(empirical_nngp(net, X), exact_nngp)
+            ntk_err[w_i, s] = relative_frobenius(empirical_ntk(net, X), exact_ntk)
     return WidthSweep(tuple(widths), nngp_err, ntk_err, loglog_slope(widths, nngp_err.mean(1)),
                       loglog_slope(widths, ntk_err.mean(1)))
+
+
+def mlp_width_sweep(X: torch.Tensor, widths: tuple[int, ...], seeds: int, *, depth: int = 2,
+                    activation: str | Activation = "relu", sigma_w: float = math.sqrt(2.0), sigma_b: float = 0.1,
+                    seed: int = 0, progress=lambda it: it) -> WidthSweep:
+    """Empirical NNGP (last-layer Gram) and NTK (J J^T) of ``seeds`` random FiniteMLPs per width against mlp_kernel."""
+    settings = dict(depth=depth, activation=activation, sigma_w=sigma_w, sigma_b=sigma_b)
+    exact = mlp_kernel(X, **settings)
+    return width_sweep(lambda width, gen: FiniteMLP(X.shape[1], width, generator=gen, dtype=X.dtype, device=X.device,
+                                                    **settings),
+                       X, exact.nngp, exact.ntk, widths, seeds, seed=seed, progress=progress)
 
 
 def output_covariance_error(X: torch.Tensor, n_networks: int, width: int, *, depth: int = 2,
@@ -79,3 +89,17 @@ def output_covariance_error(X: torch.Tensor, n_networks: int, width: int, *, dep
         f = h.squeeze(-1)                                                      # (m, n)
         second_moment += f.T @ f
     return relative_frobenius(second_moment / n_networks, K)
+
+
+def ensemble_covariance_error(make_net: Callable[[int, torch.Generator], torch.nn.Module], X: torch.Tensor,
+                              exact_nngp: torch.Tensor, n_networks: int, width: int, *, seed: int = 0) -> float:
+    """||mean over M independent networks of f f^T - K||_F / ||K||_F for any architecture (one forward pass per
+    network; Monte-Carlo error ~ M^{-1/2} plus an O(1/width) bias)."""
+    if n_networks < 1 or width < 1:
+        raise ValueError("n_networks and width must be >= 1")
+    second_moment = torch.zeros(X.shape[0], X.shape[0], dtype=torch.float64, device=X.device)
+    with torch.no_grad():
+        for m in range(n_networks):
+            f = make_net(width, torch.Generator(device=X.device).manual_seed(seed + m))(X).to(torch.float64)
+            second_moment += f[:, None] * f[None, :]
+    return relative_frobenius(second_moment / n_networks, exact_nngp)

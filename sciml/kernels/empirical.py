@@ -116,15 +116,22 @@ def empirical_ntk(model: nn.Module, X1: torch.Tensor, X2: torch.Tensor | None = 
     return torch.cat(rows, dim=0).detach()
 
 
-def empirical_nngp(model: FiniteMLP, X1: torch.Tensor, X2: torch.Tensor | None = None) -> torch.Tensor:
-    """Single-network NNGP estimate ``sw^2 phi(h(X1)) phi(h(X2))^T / n + sb^2`` (n1, n2) from the readout's input."""
-    if not isinstance(model, FiniteMLP):
-        raise TypeError("empirical_nngp needs a FiniteMLP (it reads the readout's input and its sigma_w, sigma_b)")
+def empirical_nngp(model: nn.Module, X1: torch.Tensor, X2: torch.Tensor | None = None) -> torch.Tensor:
+    """Single-network NNGP estimate ``s^2 f(X1) f(X2)^T / m + s_b^2`` (n1, n2) from the readout's input f (m
+    features) and the readout's weight / bias stds s, s_b (FiniteMLP: sigma_w, sigma_b; FiniteCNN / FiniteRNN:
+    their ``readout_std``, ``readout_bias_std``)."""
+    if isinstance(model, FiniteMLP):
+        std, bias_std = model.sigma_w, model.sigma_b
+    elif hasattr(model, "features") and hasattr(model, "readout_std"):
+        std, bias_std = model.readout_std, model.readout_bias_std
+    else:
+        raise TypeError("empirical_nngp needs a FiniteMLP, FiniteCNN or FiniteRNN (it reads the readout's input "
+                        "and its standard deviations)")
     X2v = _check_pair(X1, X2)
     with torch.no_grad():
         f1 = model.features(X1)
         f2 = f1 if X2 is None else model.features(X2v)
-        return model.sigma_w ** 2 * f1 @ f2.T / f1.shape[1] + model.sigma_b ** 2
+        return std ** 2 * f1 @ f2.T / f1.shape[1] + bias_std ** 2
 
 
 def relative_frobenius(estimate: torch.Tensor, exact: torch.Tensor) -> float:
