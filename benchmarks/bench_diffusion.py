@@ -1,11 +1,11 @@
 """Every sciml sampler against its diffusers scheduler, and the LML scheduler's overhead over its base sampler.
 
-    python benchmarks/bench_diffusion.py [--quick] [--device cpu|cuda]
+    python benchmarks/bench_diffusion.py [--quick] [--device cpu|cuda] [--samplers NAME ...] [--no-lml]
 
-(1) Solver arithmetic: each sampler (DDIM, DPM-Solver++ 2M, DPM-Solver 3, SDE-DPM-Solver++, UniPC, PNDM, Euler, Heun)
-against its diffusers scheduler with diffusers' default grid, on a near-zero-cost model (``0.1 x``), image-sized
-float32 tensors (64 x 3 x 32 x 32), 20 steps: the per-step cost of the scheduler itself. Ratio = diffusers / ours
-(> 1: ours faster).
+(1) Solver arithmetic: each sampler (DDIM, DPM-Solver++ 2M, DPM-Solver 3, SDE-DPM-Solver++, UniPC, PNDM (PLMS and
+with its Runge-Kutta warm-up), Euler, Heun, flow-matching Euler) against its diffusers scheduler with diffusers'
+default grid, on a near-zero-cost model (``0.1 x``), image-sized float32 tensors (64 x 3 x 32 x 32), 20 steps: the
+per-step cost of the scheduler itself. Ratio = diffusers / ours (> 1: ours faster).
 (2) End to end with a small UNet (diffusers ``UNet2DModel``, 2 levels of 32/64 channels, no attention,
 8 x 3 x 32 x 32), 10 steps.
 (3) LML overhead: ``LMLScheduler`` (released configuration, fp32 operator) over the same scheduler with
@@ -27,7 +27,7 @@ import warnings
 
 import torch
 
-from sciml.diffusion import LMCorrection, LMLScheduler, VPSchedule, sample
+from sciml.diffusion import FlowSchedule, LMCorrection, LMLScheduler, VPSchedule, sample
 from sciml.diffusion.solvers import SAMPLER_REGISTRY
 
 
@@ -45,10 +45,11 @@ def _median_times(fns: dict, repeats: int, sync) -> dict[str, float]:
 
 def _diffusers_loop(scheduler, model, x_init, steps, generator=None):
     scheduler.set_timesteps(steps, device=x_init.device)
-    x = x_init * scheduler.init_noise_sigma
+    x = x_init * getattr(scheduler, "init_noise_sigma", 1.0)        # flow matching has neither attribute
+    scale = getattr(scheduler, "scale_model_input", lambda x, t: x)
     kwargs = {"generator": generator} if generator is not None else {}
     for t in scheduler.timesteps:
-        x = scheduler.step(model(scheduler.scale_model_input(x, t), t), t, x, **kwargs).prev_sample
+        x = scheduler.step(model(scale(x, t), t), t, x, **kwargs).prev_sample
     return x
 
 
@@ -63,6 +64,7 @@ def _pairs(diffusers):
         "sde_dpm_solver++": ({"order": 2}, lambda: D.DPMSolverMultistepScheduler(algorithm_type="sde-dpmsolver++")),
         "unipc": ({"order": 2}, lambda: D.UniPCMultistepScheduler()),
         "pndm": ({}, lambda: D.PNDMScheduler(skip_prk_steps=True)),
+        "pndm_prk": ({}, lambda: D.PNDMScheduler()),
         "euler": ({}, lambda: D.EulerDiscreteScheduler()),
         "heun": ({}, lambda: D.HeunDiscreteScheduler()),
     }
@@ -70,6 +72,9 @@ def _pairs(diffusers):
 
 def _ours(name, kwargs, model, schedule, x_init, steps, generator=None, correction=None):
     cls = SAMPLER_REGISTRY[name]
+    if name == "flow_euler":
+        return sample(model, schedule, x_init.shape, name, nfe=steps, x_init=x_init, spacing="diffusers",
+                      prediction="velocity").samples
     nfe = cls.evals(steps, cls.diffusers_end == "clean", {})
     return sample(model, schedule, x_init.shape, name, nfe=nfe, x_init=x_init, spacing="diffusers", end="diffusers",
                   start="diffusers", generator=generator, correction=correction, **kwargs).samples
@@ -86,20 +91,28 @@ def small_unet(device):
     return lambda x, t: unet(x, t).sample
 
 
-def bench_samplers(diffusers, device, repeats, sync) -> None:
+def bench_samplers(diffusers, device, repeats, sync, only=None) -> None:
     zero = lambda x, t: 0.1 * x
     unet = small_unet(device)
     print("\n(1) solver arithmetic, 64x3x32x32 float32, 20 steps, model = 0.1 x   |   (2) small UNet, 8x3x32x32, "
           "10 steps")
-    for name, (kwargs, make) in _pairs(diffusers).items():
+    pairs = _pairs(diffusers) | {"flow_euler": ({}, lambda: diffusers.FlowMatchEulerDiscreteScheduler())}
+    for name, (kwargs, make) in pairs.items():
+        if only and name not in only:
+            continue
         row = []
         for model, shape, steps in ((zero, (64, 3, 32, 32), 20), (unet, (8, 3, 32, 32), 10)):
             sched = make()
-            schedule = VPSchedule.discrete(sched.alphas_cumprod)
+            if name == "flow_euler":       # the model sees t in [0, 1] in ours, 1000 t in diffusers'
+                schedule = FlowSchedule(t_start=1.0, t_end=0.0)
+                ours_model, ref_model = (lambda x, t, m=model: m(x, 1000 * t)), model
+            else:
+                schedule = VPSchedule.discrete(sched.alphas_cumprod)
+                ours_model = ref_model = model
             x_init = torch.randn(shape, generator=torch.Generator().manual_seed(1)).to(device)
             gen = (lambda: torch.Generator(device).manual_seed(2)) if "sde" in name else (lambda: None)
-            fns = {"diffusers": lambda: _diffusers_loop(sched, model, x_init, steps, gen()),
-                   "ours": lambda: _ours(name, kwargs, model, schedule, x_init, steps, gen())}
+            fns = {"diffusers": lambda: _diffusers_loop(sched, ref_model, x_init, steps, gen()),
+                   "ours": lambda: _ours(name, kwargs, ours_model, schedule, x_init, steps, gen())}
             with torch.no_grad():
                 t = _median_times(fns, repeats, sync)
                 diff = float((fns["diffusers"]() - fns["ours"]()).abs().max())
@@ -137,6 +150,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--samplers", nargs="*", help="only these samplers in (1)/(2) (default: all)")
+    parser.add_argument("--no-lml", action="store_true", help="skip (3), the LML overhead")
     args = parser.parse_args()
     try:
         import diffusers
@@ -153,8 +168,9 @@ def main() -> None:
     print(f"device: {name}, {os.cpu_count()} cores, load {load:.1f}, torch {torch.__version__}, "
           f"diffusers {diffusers.__version__}")
     repeats = 3 if args.quick else 9
-    bench_samplers(diffusers, device, repeats, sync)
-    bench_lml_overhead(diffusers, device, repeats, sync)
+    bench_samplers(diffusers, device, repeats, sync, args.samplers)
+    if not args.no_lml:
+        bench_lml_overhead(diffusers, device, repeats, sync)
 
 
 if __name__ == "__main__":

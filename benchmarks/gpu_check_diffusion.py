@@ -89,7 +89,7 @@ def main() -> None:
     print(f"gmm16d dpm++2m NFE 20 on {dev.type}: SW2 to exact samples {float(sliced_w2(out, ref)):.3f}")
 
     # 5. new samplers and the diffusers-compatible LML scheduler on the device (float64 GMM, image-shaped fp32)
-    for name, kwargs in (("unipc", {"order": 3}), ("pndm", {}), ("sde_dpm_solver++", {"order": 2})):
+    for name, kwargs in (("unipc", {"order": 3}), ("pndm", {}), ("pndm_prk", {}), ("sde_dpm_solver++", {"order": 2})):
         gen = (lambda d: torch.Generator(d).manual_seed(8)) if name.startswith("sde") else (lambda d: None)
         out_c = sample(mix_cpu.eps_model(sch), sch, (n, 16), name, nfe=20, x_init=x_init, generator=gen(cpu),
                        **kwargs).samples
@@ -110,6 +110,26 @@ def main() -> None:
     print(f"LMLScheduler kappa 0.3, 64x3x32x32 fp32: max |dev - cpu| "
           f"{float((results[dev.type] - results['cpu']).abs().max()):.2e} "
           f"(scale {float(results['cpu'].abs().max()):.2g})")
+
+    # 6. the TinyUNet image model: a few DDPM training steps and DPM-Solver-3 sampling on the device, vs cpu
+    from sciml.diffusion import TinyUNet, train_eps_model
+
+    images = torch.rand(256, 1, 16, 16, generator=torch.Generator().manual_seed(10)) * 2 - 1
+    start = time.perf_counter()
+    net = TinyUNet(1, 12, generator=torch.Generator().manual_seed(11)).to(dev)
+    trained = train_eps_model(net, images.to(dev), ddpm, steps=200, batch_size=64,
+                              generator=torch.Generator(dev).manual_seed(12)).model
+    _sync(dev)
+    train_s = time.perf_counter() - start
+    z = torch.randn(512, 1, 16, 16, generator=torch.Generator().manual_seed(13))
+    with torch.no_grad():
+        out_d, t_d = _timed(lambda: sample(trained, ddpm, z.shape, "dpm_solver", nfe=10, order=3, x_init=z.to(dev),
+                                           dtype=torch.float32).samples, dev)
+        out_c, t_c = _timed(lambda: sample(trained.cpu(), ddpm, z.shape, "dpm_solver", nfe=10, order=3, x_init=z,
+                                           dtype=torch.float32).samples, cpu)
+    print(f"TinyUNet: 200 training steps on {dev.type} {train_s:.1f}s; DPM-3 NFE 10, 512 images: {dev.type} "
+          f"{t_d * 1e3:.0f} ms vs cpu {t_c * 1e3:.0f} ms, "
+          f"max |dev - cpu| {float((out_d.cpu() - out_c).abs().max()):.1e}")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from sciml.runner import ExperimentConfig, RunContext, experiment
 
 @dataclasses.dataclass(frozen=True)
 class Config(ExperimentConfig):
-    dims: tuple[int, ...] = (256, 1024)
+    dims: tuple[int, ...] = (256, 1024, 4096)
     lams: tuple[float, ...] = (1e-4, 8e-4, 1e-2)     # README: 8e-4 (CIFAR NFE 5/6/10), 1e-3 .. 5e-5 elsewhere
     kappa_lams: tuple[float, ...] = (8e-4, 1.0)      # kappa = 0.3 runs
     seeds: int = 5
@@ -50,17 +50,43 @@ class Config(ExperimentConfig):
             raise ValueError("need seeds >= 2, n_samples >= 50, nfe >= 3, projections >= 10")
 
 
-def _variants(cfg) -> dict[str, tuple[torch.dtype, object]]:
+def sweep_variants(lams, kappa_lams=(), controls=("control", "mcontrol")) -> dict[str, tuple[torch.dtype, object]]:
+    """name -> (sample dtype, correction) for every variant of the sweep (see the module docstring)."""
     out: dict[str, tuple[torch.dtype, object]] = {"base_fp32": (torch.float32, None),
                                                    "base_fp64": (torch.float64, None)}
-    for lam in cfg.lams:
+    makers = {"control": lambda lam: RoundingNoiseControl(lam=lam, seed=7),
+              "mcontrol": lambda lam: RoundingNoiseControl(lam=lam, seed=7, structure="multiplicative")}
+    for lam in lams:
         out[f"lm_fp32/lam{lam:g}"] = (torch.float32, LMCorrection(lam=lam, kappa=0.0, compute_dtype="input"))
-        out[f"control/lam{lam:g}"] = (torch.float32, RoundingNoiseControl(lam=lam, seed=7))
-        out[f"mcontrol/lam{lam:g}"] = (torch.float32, RoundingNoiseControl(lam=lam, seed=7, structure="multiplicative"))
+        for control in controls:
+            out[f"{control}/lam{lam:g}"] = (torch.float32, makers[control](lam))
         out[f"lm_fp64/lam{lam:g}"] = (torch.float64, LMCorrection(lam=lam, kappa=0.0, compute_dtype="input"))
-    for lam in cfg.kappa_lams:
+    for lam in kappa_lams:
         out[f"k0.3/lam{lam:g}"] = (torch.float32, LMCorrection(lam=lam, kappa=0.3, compute_dtype="float64"))
     return out
+
+
+def sample_variants(model, schedule, z: torch.Tensor, variants: dict, nfe: int) -> dict[str, torch.Tensor]:
+    """Samples of every variant from the same initial noise ``z`` in the released configuration (DPM-Solver-3 noise
+    form, DPM linspace grid ending at t = 0); a variant whose operator produced NaN gives a NaN tensor."""
+    out = {}
+    for name, (dtype, corr) in variants.items():
+        try:
+            with torch.no_grad():
+                out[name] = sample(model, schedule, tuple(z.shape), "dpm_solver", nfe=nfe, order=3,
+                                   spacing="linspace", end="zero", x_init=z.to(dtype), correction=corr).samples
+        except ValueError as err:                         # the fp32 operator can return NaN (|p| = 0)
+            if "NaN" not in str(err):
+                raise
+            out[name] = torch.full(tuple(z.shape), math.nan, dtype=dtype, device=z.device)
+    return out
+
+
+def relative_move(x: torch.Tensor, base: torch.Tensor) -> float:
+    """Median over samples of |x - base| / |base| (inf if x is not finite)."""
+    x, base = x.double().flatten(1), base.double().flatten(1)
+    rel = ((x - base).norm(dim=1) / base.norm(dim=1)).median()
+    return float(rel) if bool(torch.isfinite(rel)) else math.inf
 
 
 def run_sweep(cfg, ctx: RunContext) -> tuple[dict, dict]:
@@ -68,7 +94,7 @@ def run_sweep(cfg, ctx: RunContext) -> tuple[dict, dict]:
     schedule = VPSchedule.ddpm_linear()
     sw2: dict = {}
     move: dict = {}
-    variants = _variants(cfg)
+    variants = sweep_variants(cfg.lams, cfg.kappa_lams)
     for d in cfg.dims:
         mix = gmm_isotropic(d, torch.Generator().manual_seed(0))
         model = mix.eps_model(schedule)
@@ -85,21 +111,11 @@ def run_sweep(cfg, ctx: RunContext) -> tuple[dict, dict]:
 
             sw2[d]["floor"].append(sw(mix.sample(cfg.n_samples, ctx.make_generator(200 + seed))))
             z = torch.randn(cfg.n_samples, d, dtype=torch.float64, generator=ctx.make_generator(400 + seed))
-            bases = {}
-            for name, (dtype, corr) in variants.items():
-                try:
-                    x = sample(model, schedule, (cfg.n_samples, d), "dpm_solver", nfe=cfg.nfe, order=3,
-                               spacing="linspace", end="zero", x_init=z.to(dtype), correction=corr).samples
-                except ValueError as err:                 # the fp32 operator can return NaN (|p| = 0)
-                    if "NaN" not in str(err):
-                        raise
-                    x = torch.full((cfg.n_samples, d), math.nan, dtype=dtype)
-                if name.startswith("base"):
-                    bases[dtype] = x
-                base = bases[dtype]
-                sw2[d][name].append(sw(x))
-                rel = ((x.double() - base.double()).norm(dim=1) / base.double().norm(dim=1)).median()
-                move[d][name].append(float(rel) if bool(torch.isfinite(rel)) else math.inf)
+            samples = sample_variants(model, schedule, z, variants, cfg.nfe)
+            for name, (dtype, _) in variants.items():
+                sw2[d][name].append(sw(samples[name]))
+                base = samples["base_fp64" if dtype == torch.float64 else "base_fp32"]
+                move[d][name].append(relative_move(samples[name], base))
             ctx.log(f"  d={d} seed {seed}: base {sw2[d]['base_fp32'][-1]:.4f}, floor {sw2[d]['floor'][-1]:.4f}, "
                     + ", ".join(f"{v}={sw2[d][v][-1]:.4f}" for v in variants if v.startswith("lm_fp32")))
     return sw2, move

@@ -15,10 +15,17 @@ What is compared (spec diffusion_ot.md §1):
   all at the same total NFE. The measured value is the *upper end of the 95 % interval* of the paired difference
   SW2(LM) - SW2(baseline), so the band (< 0) is met only when LM is significantly better: it can fail.
 * The small digits DDPM (FD in PCA-20 space), several noise seeds.
+* **A small image model with FID/KID** (``unet/...`` rows, :mod:`experiments.diffusion_digits_unet`): a TinyUNet
+  (~40 k parameters) on 16 x 16 upsampled digits, FID/KID in the features of a CNN classifier trained here, the
+  paper's samplers (DDIM, DPM-Solver-3 noise form, DPM-Solver++(2M)) ± the released LM operator at NFE 5/10/20 over
+  paired seeds, the Gaussian-fit trivial baseline and the real-half floor; the lambda sweep with the same-size noise
+  control and the fp64 operator on this model. Our FIDs are in our feature space: never comparable with the paper's
+  CIFAR-10 / CelebA / COCO numbers, whose tables are marked to confirm against the PDF.
 
 Scales (``preset``): smoke (seconds), default (N = 2000, NFE 5/10/20, 5 seeds, digits 6000 training steps cached
-under results/cache/diffusion, sweep d = 256/1024; 29 min on a 2-core box at load ~12, of which the digits training
-was 14 min before it was cached), full (N = 4000, NFE up to 50, sweep up to d = 4096).
+under results/cache/diffusion, sweep d = 256/1024/4096, TinyUNet 1500 steps (cached), 3 seeds; 29 min on a 2-core
+box at load ~12 before the d = 4096 sweep and the UNet were added, of which the digits training was 14 min before it
+was cached), full (N = 4000, NFE up to 50, sweep up to d = 4096 with 8 seeds, TinyUNet 3000 steps and 5 seeds).
 
 Findings of the default run (2026-12-04, seed 0; the rows carry the CIs):
 
@@ -28,6 +35,21 @@ Findings of the default run (2026-12-04, seed 0; the rows carry the CIs):
   control +0.0005 [-0.0013, +0.0024] and -0.0003 [-0.0015, +0.0009]). The same formula in float64 changes nothing
   (|diff| < 1e-10). At d = 1024, lambda = 1e-4 the fp32 operator returns NaN (|p| = 0). Conclusion: at the
   released defaults, LML's gain is noise injection by float32 cancellation, not curvature information.
+* d = 4096 (``sciml run diffusion/lambda-sweep --set dims=4096``, 5 seeds, N = 1000, floor 0.047, base 0.082):
+  lambda 1e-4 -> NaN on every seed; 8e-4 -> SW2 +24 [+18, +30] (|d|²/lambda is ~1/u, the fp32 formula returns
+  pure rounding noise; worse than the same-size-noise control by +23, since at complete cancellation no part of d
+  survives); 1e-2 -> -0.0008 [-0.0025, +0.0009] (4/5 seeds), the same as both controls (-0.0005, -0.0010); the
+  float64 operator changes SW2 by < 1e-10; kappa = 0.3 diverges (+178 at lambda 8e-4, +154 at 1). The gain seen at
+  d = 1024, lambda = 8e-4 does not reappear at d = 4096 for any lambda on the grid.
+* TinyUNet on 16 x 16 digits (``sciml run diffusion/digits-unet-fid``, 1500 training steps, 3 paired seeds, 512
+  generated vs 898 real; FID in our 64-feature space: real-half floor 20.8, Gaussian fit 61.0): DDIM 155 / 92 / 73,
+  DPM-Solver-3 106 / 66 / 65, DPM-Solver++(2M) 101 / 60 / 61 at NFE 5 / 10 / 20 (the model is weak: at NFE 10 its
+  FID only equals the Gaussian fit's; KID x 1e3, floor 6.7, Gaussian 31.9, ranks it better: DPM-3 18.1, DPM++ 13.1).
+  The released operator changes nothing significant except at DPM-3 NFE 5, where its float32 cancellation
+  replaces the step by noise (FID +456, CI [+446, +467]); DDIM-LM (lambda 5e-3) moves FID by
+  < 0.04 at every NFE, DPM-3-LM at NFE 10 / 20 by -0.08 [-1.0, +0.9] / +0.05 [-0.10, +0.19]. The sweep at NFE 10:
+  lambda 1e-4 costs +47.6 FID and same-size random noise +48.2 (operator minus control -0.5 [-8.7, +7.6]); lambda
+  8e-4 / 1e-2 are within noise; the float64 operator moves FID by < 1e-5. Same conclusion: noise, not curvature.
 * LM-Langevin beats the untuned Langevin corrector (snr 0.16) at NFE 5-10 in both problems, but not the SNR-tuned
   Langevin (snr 0.32, tuned on separate seeds) and never DDIM alone or DPM-Solver++(2M) at the same NFE; on the
   digits DDPM it is worse than Langevin (FD +1.4 at NFE 10).
@@ -41,6 +63,7 @@ import math
 import numpy as np
 
 from experiments import diffusion_digits_ddpm as digits_exp
+from experiments import diffusion_digits_unet as unet_exp
 from experiments import diffusion_gmm_benchmark as gmm_exp
 from experiments import diffusion_lambda_sweep as sweep_exp
 from sciml.diffusion.stats import paired_comparison
@@ -60,14 +83,17 @@ class LMLReproConfig(ReproductionConfig):
     digits_train_steps: int = 6000                   # spec §1.7b
     digits_seeds: int = 3
     digits_nfes: tuple[int, ...] = (5, 10, 20)
-    sweep_dims: tuple[int, ...] = (256, 1024)
+    sweep_dims: tuple[int, ...] = (256, 1024, 4096)
     sweep_seeds: int = 5
     sweep_samples: int = 1000
     sweep_lams: tuple[float, ...] = (1e-4, 8e-4, 1e-2)
+    unet_train_steps: int = 1500                     # TinyUNet on 16 x 16 digits (experiments/diffusion_digits_unet)
+    unet_seeds: int = 3
+    unet_nfes: tuple[int, ...] = (5, 10, 20)
 
     def validate(self) -> None:
         super().validate()
-        if min(self.gmm_seeds, self.tune_seeds, self.digits_seeds, self.sweep_seeds) < 1:
+        if min(self.gmm_seeds, self.tune_seeds, self.digits_seeds, self.sweep_seeds, self.unet_seeds) < 1:
             raise ValueError("every seed count must be >= 1")
         if self.gmm_samples < 100 or self.sweep_samples < 50 or self.digits_train_steps < 1:
             raise ValueError("need gmm_samples >= 100, sweep_samples >= 50, digits_train_steps >= 1")
@@ -79,16 +105,18 @@ class LMLReproConfig(ReproductionConfig):
         if scale == "smoke":
             return cls(scale=scale, gmm_samples=200, gmm_seeds=2, gmm_nfes=(5,), tune_seeds=1, snr_grid=(0.16,),
                        digits_train_steps=30, digits_seeds=2, digits_nfes=(10,), sweep_dims=(64,), sweep_seeds=2,
-                       sweep_samples=200, sweep_lams=(8e-4,))
+                       sweep_samples=200, sweep_lams=(8e-4,), unet_train_steps=20, unet_seeds=2, unet_nfes=(10,))
         if scale == "full":
             return cls(scale=scale, gmm_samples=4000, gmm_nfes=(5, 10, 20, 50), digits_seeds=5,
                        digits_nfes=(5, 10, 20, 50), sweep_dims=(256, 1024, 4096), sweep_seeds=8, sweep_samples=2000,
-                       sweep_lams=(1e-4, 8e-4, 1e-3, 1e-2, 1.0))
+                       sweep_lams=(1e-4, 8e-4, 1e-3, 1e-2, 1.0), unet_train_steps=3000, unet_seeds=5,
+                       unet_nfes=(5, 10, 15, 20))
         return cls(scale=scale)
 
 
-_NOT_RETRIEVED = ("not retrieved: only the abstract of arXiv 2505.24222 is reachable with the search tool, and the "
-                  "repo README marks FID evaluation 'coming soon'")
+_NOT_RETRIEVED = ("TO CONFIRM AGAINST THE PDF (Sec. 5 tables): not retrieved, only the abstract and front matter of "
+                  "arXiv 2505.24222 are reachable with the search tool, and the repo README marks FID evaluation "
+                  "'coming soon'")
 # Spec §1.7a DDIM SW2 at N = 4000 (floor 0.17); our value is floor-corrected to N = 4000 (see _at_4000); ± 30 %.
 _SPEC_DDIM_2D = {5: 0.467, 10: 0.279, 20: 0.205}
 _SPEC_DIGITS_DDIM = {5: 0.785, 10: 0.460, 20: 0.395}
@@ -148,6 +176,30 @@ ROWS = (
     *(Row(f"digits/lm_vs_langevin/nfe{k}", "spec §1.7b + §1.4", "DDIM + LM-Langevin r2 vs DDIM + Langevin",
           "FD(LM) - FD(Langevin): upper 95 % CI over noise seeds", None, "config", expect=(-100.0, 0.0), note=_SIG)
       for k in (10, 20)),
+)
+
+_UNET = "TinyUNet (~40 k params) on 16 x 16 digits, FID in the features of a CNN trained here, fp32"
+UNET_ROWS = (
+    Row("unet/feature_net_holdout_accuracy", "sanity of the FID features", _UNET, "held-out accuracy of the feature "
+        "classifier", None, "config unet_train_steps", expect=(0.9, 1.0),
+        note="a feature network that cannot tell digits apart would make every FID meaningless"),
+    Row("unet/dpm3_nfe10_fid_over_gaussian", "trivial baseline", _UNET, "FID(DPM-Solver-3, NFE 10) / FID(Gaussian "
+        "fit to the pixels)", None, "config unet_seeds", expect=(0.0, 0.5),
+        note="the trained model must be clearly better than a Gaussian with the data's mean and covariance"),
+    *(Row(f"unet/dpm3_lml_vs_dpm3/nfe{k}", "paper Sec. 5 claim (CIFAR-10: LML lowers FID of DPM-Solver-3)",
+          "released CIFAR-10 config: DPM-Solver-3 noise form, linspace grid to t = 0, kappa 0, README lambda, fp32",
+          "FID(+LML) - FID(base): upper 95 % CI over paired seeds", None, "config unet_seeds", expect=(-100.0, 0.0),
+          note=_SIG) for k in (5, 10, 20)),
+    *(Row(f"unet/ddim_lml_vs_ddim/nfe{k}", "paper Sec. 5 claim (CelebA-HQ: DDIM-LM)", "DDIM ± LM operator, kappa 0, "
+          "lambda 5e-3 (CelebA script), fp32", "FID(+LML) - FID(base): upper 95 % CI", None, "config unet_seeds",
+          expect=(-100.0, 0.0), note=_SIG) for k in (5, 10, 20)),
+    Row("unet/sweep/lm_beyond_noise_cells", "spec §1.3 on a learned image model", "DPM-Solver-3 NFE 10, kappa 0, "
+        "fp32 operator, lambda swept", "number of lambda values where the fp32 operator is significantly better than "
+        "the baseline AND than the same-size random-noise control", None, "config unet_seeds", expect=(0.0, 0.0),
+        note="0 = every gain of the released operator on the digits UNet is reproduced by noise injection"),
+    Row("unet/sweep/fp64_operator_max_abs_fid_diff", "spec §1.3", "released formula in float64 (fp32 model)",
+        "max over lambda |mean FID(LM fp64) - FID(base fp64)|", None, "config", expect=(0.0, 1e-3),
+        note="the float64 operator is the identity up to the fp32 model's own rounding"),
 )
 
 GMM_VARIANTS = ("ddim", "dpmpp2m", "ddim+code", "ddim+code_formula64", "ddim+code_k0.3", "ddim+langevin",
@@ -293,13 +345,49 @@ def _digits_rows(cfg: LMLReproConfig, ctx: RunContext, measured: dict) -> None:
     ctx.save_arrays("digits_summary", keys=np.array(list(d)), values=np.array(list(d.values())))
 
 
-@reproduction(PAPER, rows=ROWS, config=LMLReproConfig,
+def _unet_rows(cfg: LMLReproConfig, ctx: RunContext, measured: dict) -> None:
+    ucfg = unet_exp.Config(train_steps=cfg.unet_train_steps, seeds=cfg.unet_seeds, nfes=cfg.unet_nfes)
+    if cfg.scale == "smoke":
+        ucfg = dataclasses.replace(unet_exp.smoke_config(ucfg), nfes=cfg.unet_nfes, sweep_nfe=cfg.unet_nfes[0])
+    summary, info, text = unet_exp.run_all(ucfg, ctx)
+    scaled = cfg.scale != "full"
+    measured["unet/feature_net_holdout_accuracy"] = Measured(info["feature_net_holdout_accuracy"])
+    if 10 in ucfg.nfes:
+        fid10 = summary["dpm3/nfe10/fid_mean"]
+        measured["unet/dpm3_nfe10_fid_over_gaussian"] = Measured(
+            fid10 / info["gaussian/fid"], f"DPM-3 {fid10:.3g}, Gaussian {info['gaussian/fid']:.3g}, "
+            f"real-half floor {info['floor/fid']:.3g}")
+    for lml, base in unet_exp.LML_PAIRS.items():
+        for k in ucfg.nfes:
+            key = f"{lml}_minus_{base}/nfe{k}/fid"
+            if key in summary and k in (5, 10, 20):
+                cmp = summary[key]
+                row = f"unet/{lml.replace('+', '_')}_vs_{base}/nfe{k}"
+                measured[row] = Measured(_ci_high(cmp), f"{summary[f'{lml}/nfe{k}/fid_mean']:.3g} vs "
+                                         f"{summary[f'{base}/nfe{k}/fid_mean']:.3g}: {cmp.describe()}",
+                                         paper_setting=not scaled)
+    lams = ucfg.sweep_lams
+    beyond = sum(int(summary[f"sweep/lm_fp32_minus_base/lam{lam:g}"].significant
+                     and summary[f"sweep/lm_fp32_minus_base/lam{lam:g}"].mean < 0
+                     and summary[f"sweep/lm_fp32_minus_control/lam{lam:g}"].significant
+                     and summary[f"sweep/lm_fp32_minus_control/lam{lam:g}"].mean < 0) for lam in lams)
+    detail = "; ".join(f"lambda {lam:g}: LM-base {summary[f'sweep/lm_fp32_minus_base/lam{lam:g}'].describe(2)}, "
+                       f"LM-control {summary[f'sweep/lm_fp32_minus_control/lam{lam:g}'].describe(2)}" for lam in lams)
+    measured["unet/sweep/lm_beyond_noise_cells"] = Measured(float(beyond), detail, paper_setting=not scaled)
+    fp64 = max(abs(summary[f"sweep/lm_fp64_minus_base_fp64/lam{lam:g}"].mean) for lam in lams)
+    measured["unet/sweep/fp64_operator_max_abs_fid_diff"] = Measured(fp64)
+    (ctx.out_dir / "unet_fid_table.md").write_text(text + "\n")
+
+
+@reproduction(PAPER, rows=ROWS + UNET_ROWS, config=LMLReproConfig,
               summary="LML: released operator = identity at kappa 0 (its fp32 gains vs same-size noise), "
-                      "LM-Langevin vs tuned/untuned Langevin, DDIM and DPM++ with paired CIs, digits DDPM")
+                      "LM-Langevin vs tuned/untuned Langevin, DDIM and DPM++ with paired CIs, digits DDPM, "
+                      "TinyUNet FID/KID")
 @gmm_exp.with_one_thread
 def reproduce(cfg: LMLReproConfig, ctx: RunContext) -> dict[str, Measured]:
     measured: dict[str, Measured] = {}
     _gmm_rows(cfg, ctx, measured)
     _sweep_rows(cfg, ctx, measured)
     _digits_rows(cfg, ctx, measured)
+    _unet_rows(cfg, ctx, measured)
     return measured

@@ -14,15 +14,30 @@ from sciml.diffusion.lml import (
     released_lm_correct,
 )
 from sciml.diffusion.lowrank import lowrank_inv_sqrt, woodbury_solve
-from sciml.diffusion.metrics import frechet_distance, mode_weight_tv, rbf_mmd2, sliced_w2
+from sciml.diffusion.image_metrics import FeatureCNN, FeatureScores, train_feature_net
+from sciml.diffusion.metrics import (
+    frechet_distance,
+    kernel_inception_distance,
+    mode_weight_tv,
+    polynomial_mmd2,
+    rbf_mmd2,
+    sliced_w2,
+)
 from sciml.diffusion.networks import EpsMLP, TrainResult, train_eps_model
 from sciml.diffusion.samplers import SAMPLERS, SampleResult, sample
 from sciml.diffusion.solvers import SAMPLER_REGISTRY, SolverStep, register_sampler
 from sciml.diffusion.schedules import FlowSchedule, VPSchedule
+from sciml.diffusion.unet import TinyUNet
 
 __all__ = [
     "SAMPLERS",
     "EpsMLP",
+    "FeatureCNN",
+    "FeatureScores",
+    "TinyUNet",
+    "kernel_inception_distance",
+    "polynomial_mmd2",
+    "train_feature_net",
     "ExactHessianCorrection",
     "FlowSchedule",
     "GaussianMixture",

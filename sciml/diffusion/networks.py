@@ -78,7 +78,7 @@ def train_eps_model(model: nn.Module, data: torch.Tensor, schedule, steps: int =
 
     Args:
         model: an ``eps_theta(x, t)`` module (trained in place; the EMA copy is returned as ``.model``).
-        data: (N, dim) training data.
+        data: (N, ...) training data (flat vectors or images).
         schedule: a discrete :class:`~sciml.diffusion.VPSchedule` (t is drawn uniformly from 0..T-1).
         steps, batch_size, lr, ema: the spec's digits settings (6000, 256, 1e-3, 0.999); the EMA decay is
             warmed up as ``min(ema, (1 + k) / (10 + k))`` at step k (as diffusers' ``EMAModel``).
@@ -104,8 +104,9 @@ def train_eps_model(model: nn.Module, data: torch.Tensor, schedule, steps: int =
     for step in range(steps):
         idx = torch.randint(0, data.shape[0], (batch_size,), device=data.device, generator=generator)
         t = torch.randint(0, T, (batch_size,), device=data.device, generator=generator)
-        noise = torch.randn(batch_size, data.shape[1], dtype=data.dtype, device=data.device, generator=generator)
-        a2 = acp[t][:, None]
+        noise = torch.randn((batch_size,) + tuple(data.shape[1:]), dtype=data.dtype, device=data.device,
+                            generator=generator)
+        a2 = acp[t].reshape((-1,) + (1,) * (data.ndim - 1))
         x_t = a2.sqrt() * data[idx] + (1 - a2).sqrt() * noise
         loss = ((model(x_t, t.to(data.dtype)) - noise) ** 2).mean()
         opt.zero_grad(set_to_none=True)

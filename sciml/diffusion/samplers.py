@@ -82,6 +82,25 @@ class _Counted:
         self.model, self.schedule, self.prediction, self.count = model, schedule, prediction, 0
 
     def __call__(self, x: torch.Tensor, t) -> torch.Tensor:
+        """The noise prediction eps(x, t)."""
+        out = self.raw(x, t)
+        if self.prediction == "velocity":                 # flow path: v = eps - x_0, x = (1 - t) x_0 + t eps
+            out = x + (1.0 - float(t)) * out
+        return out
+
+    def velocity(self, x: torch.Tensor, t) -> torch.Tensor:
+        """The flow velocity ``eps - x_0`` (FlowSchedule only): a velocity model's output as it is; from an eps
+        model via ``x_0 = (x - t eps) / (1 - t)``, undefined at t = 1."""
+        if self.prediction == "velocity":
+            return self.raw(x, t)
+        if float(t) >= 1.0:
+            raise ValueError("an eps model cannot give the flow velocity at t = 1 (x_0 = (x - t eps) / (1 - t)); "
+                             "use prediction='velocity' or a grid that starts below t = 1")
+        eps = self.raw(x, t)
+        return eps - (x - float(t) * eps) / (1.0 - float(t))
+
+    def raw(self, x: torch.Tensor, t) -> torch.Tensor:
+        """The model's own output at (x, t), counted and checked, in x's dtype."""
         # float32 represents every integer timestep < 2^24 exactly; bf16 would round 999 to 1000
         t_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
         t_b = torch.full((x.shape[0],), float(t), dtype=t_dtype, device=x.device)
@@ -95,10 +114,7 @@ class _Counted:
         if not math.isfinite(float(out.sum())) and not bool(torch.isfinite(out).all()):
             raise ValueError(f"eps_model returned NaN or Inf at t = {float(t):.6g} (evaluation {self.count}); "
                              "check the model and its input scale")
-        out = out.to(x.dtype)
-        if self.prediction == "velocity":                 # flow path: v = eps - x_0, x = (1 - t) x_0 + t eps
-            out = x + (1.0 - float(t)) * out
-        return out
+        return out.to(x.dtype)
 
 
 def _steps_for(solver: type[SolverStep], nfe: int, corrector_evals: int, ends_clean: bool, opts: dict) -> int:
@@ -147,10 +163,12 @@ def sample(eps_model: Callable, schedule, shape: tuple[int, ...], sampler: str =
         schedule: :class:`VPSchedule` or :class:`FlowSchedule`.
         shape: (B, ...) shape of the samples, B >= 1.
         sampler: a registered name (``SAMPLERS``): "ddim", "dpm_solver" (noise prediction), "dpm_solver++" (data
-            prediction), "sde_dpm_solver", "sde_dpm_solver++", "unipc", "pndm" (PLMS), "euler", "heun",
-            "flow_euler" (FlowSchedule only), "langevin_pc" (DDIM predictor + Langevin corrector).
+            prediction), "sde_dpm_solver", "sde_dpm_solver++", "unipc", "pndm" (PLMS), "pndm_prk" (PNDM with its
+            Runge-Kutta warm-up), "euler", "heun", "flow_euler" (FlowSchedule only), "langevin_pc" (DDIM
+            predictor + Langevin corrector).
         nfe: total budget of network evaluations (>= 1). Steps: nfe for one-evaluation samplers; Heun uses
-            2 per step (1 for a last step onto sigma = 0); PNDM steps + 1; each corrector step costs 1.
+            2 per step (1 for a last step onto sigma = 0); PNDM steps + 1; PNDM-PRK steps + 9 (>= 4 steps);
+            each corrector step costs 1.
         correction: None, an ``LMCorrection`` or a corrector (``LangevinCorrection``, ``ExactHessianCorrection``).
         generator: for the initial noise and every stochastic step.
         eta: DDIM / langevin_pc only: stochasticity (0 = deterministic DDIM, 1 = DDPM-like); VP schedules only.
@@ -158,6 +176,8 @@ def sample(eps_model: Callable, schedule, shape: tuple[int, ...], sampler: str =
         spacing: the grid spacing. Discrete schedules: "trailing" (default), "leading", "linspace" (computed as
             the sampler's diffusers scheduler computes them), "logsnr", or "diffusers" (that scheduler's
             default: DDIM/PNDM leading, DPM-Solver/UniPC/Euler/Heun linspace). Continuous: "logsnr" or "uniform".
+            Flow: "uniform", "logsnr" or "diffusers" (``FlowMatchEulerDiscreteScheduler``'s grid, from t = 1, see
+            :meth:`FlowSchedule.grid`; the model still receives t in [0, 1], diffusers' timestep / 1000).
         x_init: optional initial noise of ``shape`` (drawn from N(0, I) otherwise), before the ``start`` scaling.
         dtype, device: of the samples (default float64; device of ``x_init`` or cpu).
         prediction: "eps" or "velocity" (flow-matching models, FlowSchedule only).
@@ -221,8 +241,8 @@ def sample(eps_model: Callable, schedule, shape: tuple[int, ...], sampler: str =
         check_generator(generator, dev)
         x = torch.randn(shape, dtype=dtype, device=dev, generator=generator)
 
-    if spacing == "diffusers":
-        spacing = solver.diffusers_spacing if getattr(schedule, "kind", "") == "discrete" else None
+    if spacing == "diffusers":                 # flow: FlowMatchEulerDiscreteScheduler's grid; continuous VP: default
+        spacing = {"discrete": solver.diffusers_spacing, "flow": "diffusers"}.get(getattr(schedule, "kind", ""))
     end = solver.diffusers_end if end == "diffusers" else end
     grid_kw = {"family": solver.grid_family, "end": end, "steps_offset": steps_offset}
     probe = schedule.grid(1, spacing, **grid_kw)
@@ -230,6 +250,10 @@ def sample(eps_model: Callable, schedule, shape: tuple[int, ...], sampler: str =
     corr_evals = getattr(correction, "n_steps", 1) if kind == "corrector" else 0
     steps = _steps_for(solver, nfe, corr_evals, ends_clean, opts)
     ts = schedule.grid(steps, spacing, **grid_kw)
+    if is_flow and float(schedule.alpha_sigma(ts[0])[0]) == 0.0 and not (solver.needs_flow and
+                                                                       prediction == "velocity"):
+        raise ValueError("this flow grid starts at t = 1 (pure noise, x_0 undefined): only sampler='flow_euler' with "
+                         "prediction='velocity' can start there; use t_start < 1 otherwise")
     if start == "diffusers":
         start = "sigma_max" if solver.grid_family == "karras" and spacing in ("linspace", "trailing") else "vp"
     if start == "sigma_max":

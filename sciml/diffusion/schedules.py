@@ -220,11 +220,16 @@ class FlowSchedule:
     """
 
     t_end: float = 1e-3
-    t_start: float = 0.999      # < 1 so that x_0 = (x - t eps)/(1 - t) stays finite at the first step
+    t_start: float = 0.999      # < 1 so that x_0 = (x - t eps)/(1 - t) stays finite at the first step (eps models)
+    num_train_timesteps: int = 1000     # the "diffusers" grid only: its smallest non-zero time is 1 / T
+    shift: float = 1.0                  # the "diffusers" grid only: diffusers' time shift (SD3 uses 3.0)
 
     def __post_init__(self) -> None:
-        if not 0 <= self.t_end < self.t_start < 1:
-            raise ValueError(f"need 0 <= t_end < t_start < 1, got {self.t_end}, {self.t_start}")
+        if not 0 <= self.t_end < self.t_start <= 1:
+            raise ValueError(f"need 0 <= t_end < t_start <= 1, got {self.t_end}, {self.t_start}")
+        if not isinstance(self.num_train_timesteps, int) or self.num_train_timesteps < 2 or not self.shift > 0:
+            raise ValueError(f"need an int num_train_timesteps >= 2 and shift > 0, got {self.num_train_timesteps}, "
+                             f"{self.shift}")
 
     kind = "flow"
 
@@ -245,13 +250,23 @@ class FlowSchedule:
 
     def grid(self, steps: int, spacing: str | None = None, family: str = "ddim", end: str = "clean",
              steps_offset: int = 0) -> torch.Tensor:
-        """``steps + 1`` times from ``t_start`` to ``t_end``: "uniform" (default) or "logsnr" (``family``, ``end``
-        and ``steps_offset`` are discrete-schedule options, ignored here)."""
+        """``steps + 1`` times from ``t_start`` to ``t_end``: "uniform" (default) or "logsnr"; or "diffusers":
+        ``FlowMatchEulerDiscreteScheduler.set_timesteps(steps)`` with its defaults, i.e. ``linspace(1, f(1/T), steps)``
+        mapped by the time shift ``f(s) = shift s / (1 + (shift - 1) s)`` (diffusers shifts its training sigmas and
+        then the grid again) and then 0, *ignoring* ``t_start`` and
+        ``t_end`` (a velocity model is needed at t = 1). ``family``, ``end`` and ``steps_offset`` are
+        discrete-schedule options, ignored here."""
         if not isinstance(steps, (int, np.integer)) or steps < 1:
             raise ValueError(f"steps must be an int >= 1, got {steps!r}")
         spacing = spacing or "uniform"
+        if spacing == "diffusers":
+            shifted = lambda s: self.shift * s / (1.0 + (self.shift - 1.0) * s)
+            s_min = shifted(1.0 / self.num_train_timesteps)        # diffusers shifts its training sigmas first
+            s = shifted(torch.from_numpy(np.linspace(1.0, s_min, steps)).double())
+            return torch.cat([s, torch.zeros(1, dtype=torch.float64)])
         if spacing not in CONTINUOUS_SPACINGS:
-            raise ValueError(f"spacing must be one of {CONTINUOUS_SPACINGS} for a flow schedule, got {spacing!r}")
+            raise ValueError(f"spacing must be one of {CONTINUOUS_SPACINGS + ('diffusers',)} for a flow schedule, "
+                             f"got {spacing!r}")
         if spacing == "uniform":
             return torch.linspace(self.t_start, self.t_end, steps + 1, dtype=torch.float64)
         lam = torch.linspace(float(self.log_snr(self.t_start)), float(self.log_snr(self.t_end)), steps + 1,

@@ -79,7 +79,9 @@ class SolverStep:
         self.steps = len(self.times) - 1
         alpha, sigma = schedule.alpha_sigma(ts)
         self.alpha, self.sigma = alpha.tolist(), sigma.tolist()
-        self.lam = [math.log(a) - math.log(s) if s > 0 else math.inf for a, s in zip(self.alpha, self.sigma)]
+        # log-SNR; +inf at the clean end (sigma = 0), -inf at a flow path's pure-noise start (alpha = 0)
+        self.lam = [math.log(a) - math.log(s) if s > 0 and a > 0 else (math.inf if s == 0 else -math.inf)
+                    for a, s in zip(self.alpha, self.sigma)]
         self.check_options()
 
     def check_options(self) -> None:
@@ -178,16 +180,21 @@ class Heun(SolverStep):
 
 @register_sampler("flow_euler")
 class FlowEuler(SolverStep):
-    """Euler on the linear flow path ``x_t = (1 - t) x_0 + t eps`` with velocity ``eps - x_0`` (FlowSchedule)."""
+    """Euler on the linear flow path ``x_t = (1 - t) x_0 + t eps`` with velocity ``eps - x_0`` (FlowSchedule):
+    ``x <- x + (t' - t) v`` as diffusers' ``FlowMatchEulerDiscreteScheduler``, which it matches with
+    ``spacing="diffusers"`` (grid from t = 1, needs a velocity model) and ``prediction="velocity"``."""
 
     hook = "velocity"
     needs_flow = True
 
     def step(self, x, i):
-        a_s, s_s = self.alpha[i], self.sigma[i]
-        eps = self.model(x, self.times[i])
-        x0 = (x - s_s * eps) / a_s
-        return x + (self.times[i + 1] - self.times[i]) * self.lm(eps - x0, self.times[i])
+        velocity = getattr(self.model, "velocity", None)
+        if velocity is not None:                  # sample()'s model wrapper: the raw velocity of a velocity model
+            v = velocity(x, self.times[i])
+        else:
+            eps = self.model(x, self.times[i])
+            v = eps - (x - self.sigma[i] * eps) / self.alpha[i]
+        return x + (self.times[i + 1] - self.times[i]) * self.lm(v, self.times[i])
 
 
 class _Multistep(SolverStep):
@@ -396,8 +403,8 @@ class UniPC(_Multistep):
 class PNDM(SolverStep):
     """Pseudo linear multistep (PLMS) form of PNDM, as diffusers' ``PNDMScheduler(skip_prk_steps=True)``: the
     first step is a pseudo-Heun step (2 evaluations), then Adams-Bashforth combinations of up to 4 past noise
-    predictions fed to the DDIM transfer. Differs from diffusers' default ``skip_prk_steps=False``: the
-    Runge-Kutta warm-up (12 evaluations) is not implemented. diffusers' default end is t = 0
+    predictions fed to the DDIM transfer (the pseudo-numerical method of Liu et al. 2022, eq. 9). The original
+    PNDM with its Runge-Kutta warm-up is ``"pndm_prk"``. diffusers' default end is t = 0
     (``set_alpha_to_one=False``), where the last step is the identity (its evaluation is spent, as in diffusers)."""
 
     diffusers_end = "zero"
@@ -411,23 +418,78 @@ class PNDM(SolverStep):
         return steps + 1 if steps > 1 else 1
 
     def _transfer(self, x, eps, i):
+        """The DDIM/PNDM transfer from grid point i to i + 1 with the LM hook on the direction."""
         direction = self.sigma[i + 1] * self.lm(eps, self.times[i])
         return _ddim_update(x, eps, self.alpha[i], self.sigma[i], self.alpha[i + 1], self.sigma[i + 1], direction)
 
-    def step(self, x, i):
-        e = self.model(x, self.times[i])
-        if self.steps == 1:
-            return self._transfer(x, e, 0)
-        if i == 0:
-            e1 = self.model(self._transfer(x, e, 0), self.times[1])
-            self.ets.append(e)
-            return self._transfer(x, 0.5 * (e + e1), 0)
+    def _plms(self, x, e, i):
+        """Adams-Bashforth combination of the stored noise predictions (order by how many there are)."""
         self.ets = self.ets[-3:] + [e]
         n = len(self.ets)
-        if n == 2:
+        if n == 1:
+            combo = e
+        elif n == 2:
             combo = (3 * self.ets[-1] - self.ets[-2]) / 2
         elif n == 3:
             combo = (23 * self.ets[-1] - 16 * self.ets[-2] + 5 * self.ets[-3]) / 12
         else:
             combo = (55 * self.ets[-1] - 59 * self.ets[-2] + 37 * self.ets[-3] - 9 * self.ets[-4]) / 24
         return self._transfer(x, combo, i)
+
+    def step(self, x, i):
+        e = self.model(x, self.times[i])
+        if self.steps == 1:
+            return self._transfer(x, e, 0)
+        if i == 0:
+            # pseudo-Heun: the stage is a plain transfer (no LM hook, which would also advance the LM state)
+            x_stage = _ddim_update(x, e, self.alpha[0], self.sigma[0], self.alpha[1], self.sigma[1], self.sigma[1] * e)
+            e1 = self.model(x_stage, self.times[1])
+            self.ets.append(e)
+            return self._transfer(x, 0.5 * (e + e1), 0)
+        return self._plms(x, e, i)
+
+
+@register_sampler("pndm_prk")
+class PNDMRungeKutta(PNDM):
+    """The original PNDM (Liu et al. 2022, Alg. 1): three pseudo Runge-Kutta (4th order) steps of 4 evaluations
+    each, then PLMS with the 4th-order Adams-Bashforth combination from the first PLMS step on; diffusers'
+    ``PNDMScheduler(skip_prk_steps=False)``, its default. Needs >= 4 steps; ``steps + 9`` evaluations.
+
+    Each RK step from grid time ``t`` to ``t'`` evaluates at ``t``, twice at a midpoint and at ``t'``, combines
+    ``(e1 + 2 e2 + 2 e3 + e4) / 6`` and applies the DDIM transfer ``t -> t'``. As diffusers does, the half step is
+    ``T // steps // 2`` timesteps: the midpoint where the model is evaluated is ``t' + half`` and the first stage
+    lands at ``t - half`` (the same point on diffusers' default "leading" grid, where ``t - t' = 2 half``).
+    The LM hook (if any) acts on the combined direction of each step, not on the stages. Equal to diffusers on
+    its default leading grid and whenever ``steps`` divides T; otherwise diffusers steps from t to
+    ``t - T // steps`` rather than to the next grid point (the same difference as for DDIM, see ``sample()``)."""
+
+    prk_steps: ClassVar[int] = 3
+
+    @classmethod
+    def evals(cls, steps, ends_clean, opts):
+        return steps + 3 * cls.prk_steps
+
+    def check_options(self) -> None:
+        if self.steps < self.prk_steps + 1:
+            raise ValueError(f"pndm_prk needs >= {self.prk_steps + 1} steps (nfe >= {self.prk_steps + 1 + 9}), "
+                             f"got {self.steps} steps; use 'pndm' (PLMS only) for fewer evaluations")
+        if getattr(self.schedule, "kind", None) != "discrete":
+            raise ValueError("pndm_prk follows diffusers' integer half steps and needs a discrete VPSchedule")
+        self.half = self.schedule.num_train_timesteps // self.steps // 2
+
+    def _stage(self, x, eps, t_from, t_to):
+        a_s, s_s = (float(v) for v in self.schedule.alpha_sigma(t_from))
+        a_t, s_t = (float(v) for v in self.schedule.alpha_sigma(t_to))
+        return _ddim_update(x, eps, a_s, s_s, a_t, s_t, s_t * eps)
+
+    def step(self, x, i):
+        if i >= self.prk_steps:
+            return self._plms(x, self.model(x, self.times[i]), i)
+        t, t_next = self.times[i], self.times[i + 1]
+        mid = t_next + self.half
+        e1 = self.model(x, t)
+        self.ets.append(e1)
+        e2 = self.model(self._stage(x, e1, t, t - self.half), mid)
+        e3 = self.model(self._stage(x, e2, t, mid), mid)
+        e4 = self.model(self._stage(x, e3, t, t_next), t_next)
+        return self._transfer(x, (e1 + 2 * e2 + 2 * e3 + e4) / 6, i)

@@ -129,3 +129,74 @@ def test_sde_dpm_solver_matches_diffusers(form, order):
     expected = _run_diffusers(ref, schedule, x_init, 10, generator=torch.Generator().manual_seed(5))
     ours = _ours(form, schedule, x_init, 10, generator=torch.Generator().manual_seed(5), order=order)
     torch.testing.assert_close(ours.samples, expected, rtol=1e-4, atol=1e-4)
+
+
+# trailing with 7 steps is left out: there diffusers steps from t to t - T // steps, off the grid (as for DDIM)
+@pytest.mark.parametrize("steps,spacing", [(4, "leading"), (7, "leading"), (10, "leading"), (20, "leading"),
+                                           (4, "trailing"), (10, "trailing"), (20, "trailing")])
+def test_pndm_with_runge_kutta_warmup_matches_diffusers(steps, spacing):
+    # diffusers' default PNDMScheduler (skip_prk_steps=False): 3 pseudo-RK4 steps of 4 evaluations, then PLMS
+    ref = diffusers.PNDMScheduler(timestep_spacing=spacing)
+    assert not ref.config.skip_prk_steps
+    schedule = VPSchedule.discrete(ref.alphas_cumprod)
+    x_init = torch.randn(256, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    expected = _run_diffusers(ref, schedule, x_init, steps)
+    ours = sample(MIX.eps_model(schedule), schedule, x_init.shape, "pndm_prk", nfe=steps + 9, x_init=x_init,
+                  spacing=spacing, end="diffusers")
+    assert ours.nfe == len(ref.timesteps) == steps + 9
+    torch.testing.assert_close(ours.samples, expected, rtol=TOL, atol=TOL)
+    if steps == 4:                           # the warm-up is not PLMS's pseudo-Heun (equal only as steps grow)
+        plms = sample(MIX.eps_model(schedule), schedule, x_init.shape, "pndm", nfe=steps + 1, x_init=x_init,
+                      spacing=spacing, end="diffusers").samples
+        assert float((plms - ours.samples).abs().max()) > 100 * TOL
+
+
+def test_pndm_prk_needs_four_steps():
+    schedule = VPSchedule.ddpm_linear()
+    with pytest.raises(ValueError, match="needs >= 4 steps"):
+        sample(MIX.eps_model(schedule), schedule, (8, 2), "pndm_prk", nfe=12)
+
+
+def _flow_velocity(t, x):
+    """Exact flow-matching velocity E[eps - x_0 | x_t = x] of MIX on x_t = (1 - t) x_0 + t eps, written from the
+    Gaussian posterior of each component (independent of the library's eps): v = (x - E[x_0 | x]) / t."""
+    a, s = 1.0 - t, t
+    S = a**2 * MIX.covs + s**2 * torch.eye(2, dtype=torch.float64)                # (K, 2, 2)
+    r = x[:, None, :] - a * MIX.means[None]                                        # (n, K, 2)
+    sol = torch.linalg.solve(S[None], r[..., None])[..., 0]                        # S_k^{-1} (x - a mu_k)
+    logw = (torch.log(MIX.weights)[None] - 0.5 * (r * sol).sum(-1) - 0.5 * torch.logdet(S)[None])
+    w = torch.softmax(logw, dim=1)
+    post_mean = MIX.means[None] + a * torch.einsum("kij,nkj->nki", MIX.covs, sol)  # E[x_0 | x, k]
+    x0 = (w[..., None] * post_mean).sum(1)
+    return (x - x0) / s
+
+
+@pytest.mark.parametrize("shift", [1.0, 3.0])
+@pytest.mark.parametrize("steps", [5, 20])
+def test_flow_euler_matches_diffusers_flow_match_euler(steps, shift):
+    from sciml.diffusion import FlowSchedule
+
+    ref = diffusers.FlowMatchEulerDiscreteScheduler(shift=shift)
+    ref.set_timesteps(steps)
+    x = torch.randn(256, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    x_init = x.clone()
+    for t in ref.timesteps:                  # diffusers' model sees timestep = 1000 sigma
+        x = ref.step(_flow_velocity(float(t) / 1000.0, x), t, x).prev_sample
+    schedule = FlowSchedule(t_start=1.0, t_end=0.0, shift=shift)
+    model = lambda x, t: _flow_velocity(float(t[0]), x)
+    ours = sample(model, schedule, x_init.shape, "flow_euler", nfe=steps, x_init=x_init, spacing="diffusers",
+                  prediction="velocity")
+    assert ours.timesteps[:-1].tolist() == pytest.approx((ref.timesteps.double() / 1000).tolist(), rel=1e-6)
+    # diffusers casts the sample to float32 in every step: agreement to float32 rounding
+    torch.testing.assert_close(ours.samples, x, rtol=TOL, atol=TOL)
+
+
+def test_flow_grid_from_t1_needs_a_velocity_model():
+    from sciml.diffusion import FlowSchedule
+
+    schedule = FlowSchedule(t_start=1.0, t_end=0.0)
+    model = lambda x, t: _flow_velocity(float(t[0]), x)
+    with pytest.raises(ValueError, match="starts at t = 1"):
+        sample(model, schedule, (8, 2), "flow_euler", nfe=5, spacing="diffusers")
+    with pytest.raises(ValueError, match="starts at t = 1"):
+        sample(model, schedule, (8, 2), "ddim", nfe=5, spacing="diffusers", prediction="velocity")
