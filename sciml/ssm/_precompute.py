@@ -12,7 +12,8 @@ It keeps the first gamma whose result has kappa(V) <= 10, 0.03 <= ||E||_2/||A||_
 N >= 8), no reflected eigenvalue and sup|G_PTD - G_H| <= 0.15 sup|G_H| (C = ones/sqrt(N)); else the best by a score.
 
 ``--gamma=G`` (repeatable) restricts the gammas tried; ``--rounds=R`` restarts stage 2 R-1 more times from its own
-result (fresh Adam state; N = 64 needs 2 to get below the authors' deviation). ``--reuse-stage1`` takes stage 1 from the currently shipped file when its recorded stage-1 settings match (stage 1 is
+result (fresh Adam state; the shipped N = 64 then had two more stage-2 runs with FIDELITY_DIRECTION_WEIGHT = 20, see
+data/README.md). ``--reuse-stage1`` takes stage 1 from the currently shipped file when its recorded stage-1 settings match (stage 1 is
 deterministic: re-running it for N = 32 reproduces the shipped E bit for bit), which saves ~3 of ~6 minutes.
 
 Writes E (float64) to ``data/ptd_hippo_legs.npz`` (keys "N<n>") and the settings and diagnostics to

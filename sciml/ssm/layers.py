@@ -89,18 +89,25 @@ def _work_dtype(preferred: torch.dtype, u_dtype: torch.dtype) -> torch.dtype:
 
 
 class _DiscretisationCache:
-    """Caches the discretised system for ``step`` while the parameters are unchanged (keyed on their storage and
-    in-place version counters). Not used while autograd records a graph through the parameters (a cached graph
-    would be backpropagated twice)."""
+    """Caches the discretised system for ``step`` while the parameters are unchanged.
+
+    Keyed on each parameter's storage address and in-place version counter (one flat tuple: building the key is
+    most of a small step's cost); ``clear`` is called when the module's tensors are replaced (``_apply``: ``.to``,
+    ``.double()``, ...), so a freed address reused by a new tensor cannot alias a stale entry. Not used while
+    autograd records a graph through the parameters (a cached graph would be backpropagated twice)."""
 
     def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
         self.key = None
         self.value = None
 
-    def get(self, params: list[torch.Tensor], extra: tuple, compute):
+    def get(self, module: nn.Module, extra: tuple, compute):
+        params = [p for p in module._parameters.values() if p is not None]
         if torch.is_grad_enabled() and any(p.requires_grad for p in params):
             return compute()
-        key = tuple((p.data_ptr(), p._version, p.device) for p in params) + extra
+        key = (*[p.data_ptr() for p in params], *[p._version for p in params], *extra)
         if key != self.key:
             self.key, self.value = key, compute()
         return self.value
@@ -110,6 +117,15 @@ class _DiscretisationCache:
 
     def __setstate__(self, state) -> None:
         self.__dict__.update(state)
+
+
+def _real_readout(C: torch.Tensor) -> torch.Tensor:
+    """(..., M) complex C -> (..., 2M) real [Re C_0, -Im C_0, Re C_1, ...], so that for a complex x (..., M),
+    Re(sum_m C_m x_m) = (view_as_real(x).flatten(-2) * result).sum(-1): half the multiplies of the complex
+    product and no complex temporary (``step``'s readout)."""
+    Cr = torch.view_as_real(C.resolve_conj()).clone()
+    Cr[..., 1] = -Cr[..., 1]
+    return Cr.flatten(-2)
 
 
 def _param(t: torch.Tensor, trainable: bool, dtype: torch.dtype, device) -> nn.Parameter:
@@ -262,18 +278,23 @@ class S4D(nn.Module):
         return torch.zeros(self._state_shape(batch), dtype=_complex_dtype(self.kernel_dtype),
                            device=device or self.C.device)
 
+    def _apply(self, fn, *args, **kwargs):
+        self._cache.clear()
+        return super()._apply(fn, *args, **kwargs)
+
     def _step_system(self, rd: torch.dtype) -> tuple[torch.Tensor, ...]:
+        """(Lbar (H, M) complex, Bbar as real (H, M, 2), readout 2C as real (H, 2M), D (H,)), cached."""
         def compute():
             log_Lbar, Bbar, C = self._discrete(rd)
-            return torch.exp(log_Lbar), Bbar, 2 * C, self.D.to(rd)
-        params = [self.log_dt, self.log_A_real, self.A_imag, self.B, self.C, self.D]
-        return self._cache.get(params, (rd, self.discretization), compute)
+            return torch.exp(log_Lbar), torch.view_as_real(Bbar), _real_readout(2 * C), self.D.to(rd)
+        return self._cache.get(self, (rd, self.discretization), compute)
 
     def step(self, u_t: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """One recurrent step: x_k = Lbar x_{k-1} + Bbar u_k, y_k = 2 Re(sum C x_k) + D u_k.
 
         The discretised system is cached between calls while the parameters do not change (and autograd is
-        not recording through them).
+        not recording through them); the arithmetic avoids complex temporaries (Bbar u_k as a real product,
+        the update fused by addcmul, the readout as a real dot product).
 
         Shapes: u_t (batch, H), state (batch, H, M) or None (zeros) -> (y_t (batch, H), new state).
         """
@@ -281,12 +302,12 @@ class S4D(nn.Module):
         if self.bidirectional:
             raise ValueError("a bidirectional layer is not causal: it has no step")
         rd = _work_dtype(self.kernel_dtype, u_t.dtype)
-        Lbar, Bbar, C2, D = self._step_system(rd)
-        x = torch.zeros_like(Lbar).expand(u_t.shape[0], -1, -1) if state is None else \
-            _check_state(state, self._state_shape(u_t.shape[0]), Lbar.dtype)
+        Lbar, Bbar_r, C_r, D = self._step_system(rd)
         u = u_t.to(rd)
-        x = Lbar * x + Bbar * u[..., None]
-        y = (x * C2).sum(-1).real + D * u
+        x = torch.view_as_complex(Bbar_r * u[..., None, None])                     # Bbar u_k, (batch, H, M)
+        if state is not None:
+            x = x.addcmul_(Lbar, _check_state(state, self._state_shape(u_t.shape[0]), Lbar.dtype))
+        y = torch.addcmul((torch.view_as_real(x).flatten(-2) * C_r).sum(-1), D, u)
         return y.to(u_t.dtype), x
 
 
@@ -381,6 +402,10 @@ class S5(nn.Module):
     def n_modes(self) -> int:
         return self.Lambda_re.shape[0]
 
+    def _apply(self, fn, *args, **kwargs):
+        self._cache.clear()
+        return super()._apply(fn, *args, **kwargs)
+
     def dt(self) -> torch.Tensor:
         return torch.exp(self.log_step)
 
@@ -454,12 +479,14 @@ class S5(nn.Module):
 
         def compute():
             log_Lbar, Bbar, C = self._discrete(rd)
-            return torch.exp(log_Lbar), Bbar.transpose(0, 1).contiguous(), C, self.D.to(rd)
-        params = [self.Lambda_re, self.Lambda_im, self.log_step, self.B, self.C, self.D]
-        Lbar, BbarT, C, D = self._cache.get(params, (rd, self.discretization), compute)
-        x = torch.zeros(u_t.shape[0], self.n_modes, dtype=Lbar.dtype, device=u_t.device) if state is None else \
-            _check_state(state, (u_t.shape[0], self.n_modes), Lbar.dtype)
+            scale = 2 if self.conj_sym else 1
+            # real forms: u (batch, H) @ (H, 2M) gives Bbar u as interleaved (re, im); the readout is a real matmul.
+            return (torch.exp(log_Lbar), torch.view_as_real(Bbar.transpose(0, 1).contiguous()).flatten(-2),
+                    _real_readout(scale * C).transpose(0, 1).contiguous(), self.D.to(rd))
+        Lbar, BbarT_r, C_r, D = self._cache.get(self, (rd, self.discretization), compute)
         u = u_t.to(rd)
-        x = Lbar * x + u.to(Lbar.dtype) @ BbarT
-        y = self._readout(x, C) + D * u
+        x = torch.view_as_complex((u @ BbarT_r).unflatten(-1, (-1, 2)))                 # Bbar u_k, (batch, M)
+        if state is not None:
+            x = x.addcmul_(Lbar, _check_state(state, (u_t.shape[0], self.n_modes), Lbar.dtype))
+        y = torch.addmm(D * u, torch.view_as_real(x).flatten(-2), C_r)
         return y.to(u_t.dtype), x

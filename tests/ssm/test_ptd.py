@@ -131,6 +131,10 @@ def test_shipped_ptd_keeps_the_hippo_transfer_function(N):
     assert 0.999 * dev <= res.transfer_deviation <= 1.1 * dev
     assert max(dev, res.transfer_deviation) <= 0.15     # issue 15: sup|G_PTD - G_H| <= 0.15 sup|G_H| at N = 64, 128
     assert abs(dc - dc_ref) <= 0.15 * dc_ref             # DC gain kept (stage 1 alone: 0.029 vs 0.088 at N = 128)
+    # at least as close as the authors' shipped matrices (measured with experiments/ssm_authors_matrices.py:
+    # ptbHiPPO32 0.062, S4-PTD ptb.mat (N = 64) 0.059); N = 128: ours 0.108 vs their 0.128 (one flipped eigenvalue)
+    authors = {32: 0.062, 64: 0.059, 128: 0.128}[N]
+    assert max(dev, res.transfer_deviation) <= authors
 
 
 def test_fidelity_stage_reduces_transfer_deviation():
