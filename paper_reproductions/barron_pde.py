@@ -12,8 +12,8 @@ import math
 
 import torch
 
-from sciml.gp_pde.barron import (PreconditionedGD, VariationalPDE, barron_norm, deep_ritz, fit_two_layer,
-                                 maurey_two_layer)
+from sciml.gp_pde.barron import PreconditionedGD, barron_norm, deep_ritz, fit_two_layer, manufactured_example, \
+    maurey_two_layer
 from sciml.runner import Measured, Paper, ReproductionConfig, Row, RunContext, reproduction
 
 PAPER = Paper(key="barron_pde", title="Neural Network Approximations of PDEs Beyond Linearity: A Representational "
@@ -23,35 +23,6 @@ _A = "Ex-A: -Lap u + u + tanh u = f on the 2-torus, u* = sin 2pi x sin 4pi y + 0
 _B = "Ex-B: -div(grad u + grad u / sqrt(1 + |grad u|^2)) + u = f (discrete manufactured), periodic, eta = 2/3"
 _C = "Ex-C: as Ex-A with u = 0 on the boundary of [0,1]^2, u* = sin pi x sin pi y + 0.5 sin 2pi x sin 3pi y"
 _RATE = (1 / 3 - 0.01, 1 / 3 + 0.01)
-
-
-def L_semilinear(x, z, p):
-    return 0.5 * (p ** 2).sum(-1) + 0.5 * z ** 2 + torch.log(torch.cosh(z))
-
-
-def L_quasilinear(x, z, p):
-    return 0.5 * (p ** 2).sum(-1) + torch.sqrt(1 + (p ** 2).sum(-1)) + 0.5 * z ** 2
-
-
-def u_a(x):
-    return torch.sin(2 * PI * x[..., 0]) * torch.sin(4 * PI * x[..., 1]) + 0.3 * torch.cos(6 * PI * x[..., 0])
-
-
-def f_a(x):
-    u = u_a(x)
-    return (20 * PI ** 2 * torch.sin(2 * PI * x[..., 0]) * torch.sin(4 * PI * x[..., 1])
-            + 10.8 * PI ** 2 * torch.cos(6 * PI * x[..., 0]) + u + torch.tanh(u))
-
-
-def u_c(x):
-    return (torch.sin(PI * x[..., 0]) * torch.sin(PI * x[..., 1])
-            + 0.5 * torch.sin(2 * PI * x[..., 0]) * torch.sin(3 * PI * x[..., 1]))
-
-
-def f_c(x):
-    u = u_c(x)
-    return (2 * PI ** 2 * torch.sin(PI * x[..., 0]) * torch.sin(PI * x[..., 1])
-            + 6.5 * PI ** 2 * torch.sin(2 * PI * x[..., 0]) * torch.sin(3 * PI * x[..., 1]) + u + torch.tanh(u))
 
 
 ROWS = (
@@ -108,8 +79,8 @@ def reproduce(cfg: BarronReproConfig, ctx: RunContext) -> dict[str, Measured]:
     out: dict[str, Measured] = {}
     counts = {}
     for N in ((33,) if smoke else (33, 65, 129)):
-        pde = VariationalPDE(L_semilinear, f_a, "periodic", 2, N)
-        res = PreconditionedGD(pde, bounds=(1, 2)).run(u_star=u_a(pde.grid))
+        pde, u_star = manufactured_example("A", N)
+        res = PreconditionedGD(pde, bounds=(1, 2)).run(u_star=u_star)
         counts[N] = _iterations(res)
         ctx.log(f"Ex-A N = {N}: {counts[N]} iterations to 1e-12 (final error {res.history['error'][-1]:.2e}), "
                 f"contraction {res.contraction:.4f}, Barron norm {res.history['barron'][-1]:.6f}")
@@ -120,22 +91,20 @@ def reproduce(cfg: BarronReproConfig, ctx: RunContext) -> dict[str, Measured]:
     if len(counts) > 1:
         out["exA/iteration_spread_over_N"] = Measured(max(counts.values()) - min(counts.values()),
                                                       f"counts {counts}", paper_setting=True)
-    probe = VariationalPDE(L_quasilinear, torch.zeros(33, 33, dtype=torch.float64), "periodic", 2, 33)
-    pde_b = VariationalPDE(L_quasilinear, probe.DE(u_a(probe.grid)), "periodic", 2, 33)
-    res_b = PreconditionedGD(pde_b, bounds=(1, 2)).run(u_star=u_a(probe.grid))
+    pde_b, u_b = manufactured_example("B", 33)
+    res_b = PreconditionedGD(pde_b, bounds=(1, 2)).run(u_star=u_b)
     out["exB/contraction"] = Measured(res_b.contraction, f"{_iterations(res_b)} iterations to 1e-12")
-    pde_c = VariationalPDE(L_semilinear, f_c, "dirichlet", 2, 31)
-    res_c = PreconditionedGD(pde_c, bounds=(1, 2)).run(u_star=u_c(pde_c.grid))
+    pde_c, uc = manufactured_example("C", 31)
+    res_c = PreconditionedGD(pde_c, bounds=(1, 2)).run(u_star=uc)
     out["exC/iterations_N31"] = Measured(_iterations(res_c), paper_setting=True)
     out["exC/contraction"] = Measured(res_c.contraction)
-    pde_a = VariationalPDE(L_semilinear, f_a, "periodic", 2, 33)
+    pde_a, u = manufactured_example("A", 33)
     plain = PreconditionedGD(pde_a, bounds=(1, 2), precond="none", max_iter=250 if smoke else 2500).run(
-        u_star=u_a(pde_a.grid), on_failure="ignore")
+        u_star=u, on_failure="ignore")
     out["baseline/plain_gd_error"] = Measured(plain.history["error"][-1], f"after {plain.iterations} iterations",
                                               paper_setting=not smoke)
     theory = PreconditionedGD(pde_a, eta="theory", bounds=(1, 2), max_iter=60).run(on_failure="ignore")
     out["theory/eta_rate"] = Measured(theory.contraction, f"eta = {theory.eta:.4f}")
-    u = u_a(pde_a.grid)
     values = []
     for m in (10, 100, 1000):
         errs = [float((maurey_two_layer(u, m, seed)(pde_a.grid) - u).pow(2).mean()) * m
@@ -147,7 +116,6 @@ def reproduce(cfg: BarronReproConfig, ctx: RunContext) -> dict[str, Measured]:
         fit = fit_two_layer(u, w, steps=cfg.fit_steps)
         out[f"two_layer/rel_l2_w{w}"] = Measured(fit.rel_l2)
     ritz = deep_ritz(pde_c, width=64, steps=cfg.fit_steps)
-    uc = u_c(pde_c.grid)
     out["deep_ritz/rel_l2"] = Measured(float((ritz.u - uc).norm() / uc.norm()),
                                        f"spectral PGD on the same grid: {res_c.history['error'][-1]:.1e} rms")
     ctx.log(f"Barron norm of u* (Ex-C, sine coefficients): {barron_norm(uc, 'dirichlet'):.6f}")
