@@ -49,6 +49,30 @@ def cp_rank1(cfg: Config, ctx: RunContext) -> tuple[dict[str, float], object]:
             "rmse_max": float(r.max())}, first
 
 
+def authors_parity(epochs: int = 100) -> dict[str, float]:
+    """Test RMSE on the authors' own data file and split: their arithmetic (NumPy port) with their exact settings,
+    the same without the N(0, vI) prior they count twice, ours with their settings, ours with our defaults."""
+    import math
+
+    from sciml.tensor.authors_data import funbat_simulation_r1
+    from sciml.tensor.funbat_reference import AUTHORS_CP_AS_FUNBAT, AuthorsCPSettings, authors_funbat_cp
+
+    d = funbat_simulation_r1()
+    args = (d.train_coords.numpy(), d.train_values.numpy(), d.test_coords.numpy())
+    rmse = lambda pred: float(((torch.as_tensor(pred) - d.test_values) ** 2).mean().sqrt())
+    out = {"authors": rmse(authors_funbat_cp(*args, AuthorsCPSettings(epochs=epochs))),
+           "authors_single_prior": rmse(authors_funbat_cp(*args, AuthorsCPSettings(epochs=epochs, prior_v=math.inf,
+                                                                                   random_m0=False)))}
+    gen = lambda: torch.Generator().manual_seed(0)
+    like = FunBaT(**AUTHORS_CP_AS_FUNBAT).fit(d.train_coords, d.train_values, n_iter=epochs, generator=gen(),
+                                      on_failure="ignore")
+    out["ours_authors_settings"] = rmse(like.predict(d.test_coords)[0])
+    ours = FunBaT(ranks=1, variant="cp", kernel="matern32", lengthscale=0.1, variance=0.5).fit(
+        d.train_coords, d.train_values, n_iter=epochs, generator=gen(), on_failure="ignore")
+    out["ours_default"] = rmse(ours.predict(d.test_coords)[0])
+    return out
+
+
 def plot_cp(ctx: RunContext, res) -> None:
     import matplotlib
 

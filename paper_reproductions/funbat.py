@@ -6,17 +6,22 @@ the published numbers only. The values are the authors' committed result logs (`
 over 5 folds), which the spec transcribes and which are probably the source of Table 1; the PDF's table body
 could not be read offline. Measured rows: the authors' 2-mode rank-1 synthetic generator with FunBaT-CP (paper
 Sec. 5.1 generator and kernel hyperparameters; our noise prior, damping, standardisation and restarts differ, so
-the row is ``in-band``, not ``match``), the spec's synthetic spatio-temporal benchmark with known truth (bands from
-spec §2.5), 95%-band coverage of noisy values and of the latent f on held-out and extrapolated coordinates
-(band [0.93, 0.97] from issue 13), and hourly temperatures of two cities (vega_datasets, offline) with FunBaT,
-its ℓ → 0 ablation, tensorly Tucker/CP, gpytorch GP and the training mean on the same splits (reported).
+the row is ``in-band``, not ``match``), parity with the authors' code on their own data file and split
+(data/tensor/funbat_simulation_r1.npz): their arithmetic re-implemented as an oracle (sciml.tensor.funbat_reference)
+with their exact settings is the ``match`` row against the paper's 0.004, ours with their settings beside it, and
+the ratio of the two once the one modelling difference (their N(0, vI) prior counted a second time in every
+pseudo-observation) is removed from the oracle (issue 13: within 5%), the spec's synthetic spatio-temporal
+benchmark with known truth (bands from spec §2.5), 95%-band coverage of noisy values and of the latent f on
+held-out and extrapolated coordinates (band [0.93, 0.97] from issue 13), and hourly temperatures of two cities
+(vega_datasets, offline) with FunBaT, its ℓ → 0 ablation, tensorly Tucker/CP, gpytorch GP and the training mean on
+the same splits (reported).
 """
 from __future__ import annotations
 
 import dataclasses
 
 from experiments.tensor_funbat_cp_rank1 import Config as CPConfig
-from experiments.tensor_funbat_cp_rank1 import cp_rank1, plot_cp
+from experiments.tensor_funbat_cp_rank1 import authors_parity, cp_rank1, plot_cp
 from experiments.tensor_funbat_synthetic import Config as STConfig
 from experiments.tensor_funbat_realdata import CITIES, realdata_table
 from experiments.tensor_funbat_realdata import Config as RealConfig
@@ -39,6 +44,9 @@ _REAL = (
 )
 _REAL_CP = (("PM2.5", 0.2943), ("PM10", 0.3465), ("SO2", 0.3839))
 
+_AUTHORS_SETTING = ("authors' data file simulation_r1.npy (2-mode rank-1, 1350 points, 50/50 split), FunBaT-CP, "
+                    "Matérn-3/2 ℓ = 0.1, σ² = 0.5, v = 1, a0 = b0 = 1, damping 0.1 / 0.2, 100 epochs")
+_BAND_NOTE = "band: the paper's 0.004 at its one significant digit, [0.0035, 0.0045]"
 _ST_SETTING = ("spec §2.5 generator: 30×30×100 irregular coordinates in [0,1], rank-(2,2,2) truth, noise 0.1, "
                "N = 8000, 80/20 split, Matérn-3/2 ℓ = 0.3, up to 100 epochs")
 
@@ -67,6 +75,26 @@ ROWS = tuple(
     Row(key="synth/cp_r1/mae", source="Sec. 5.1 (authors' notebook)", paper_setting="as above",
         metric="test MAE (lower is better)", paper=0.002, ours_setting="as above", expect=(0.0, 0.01),
         same_setting=False),
+    Row(key="parity/cp_r1/authors_code", source="Sec. 5.1 (authors' notebook)", paper_setting=_AUTHORS_SETTING,
+        metric="test RMSE (lower is better)", paper=0.004,
+        ours_setting="the authors' arithmetic (NumPy port, sciml.tensor.funbat_reference) with their exact "
+                     "settings on their data file and split (data/tensor/funbat_simulation_r1.npz)",
+        expect=(0.0035, 0.0045), same_setting=True, note=_BAND_NOTE),
+    Row(key="parity/cp_r1/ours_authors_settings", source="Sec. 5.1 (authors' notebook)",
+        paper_setting=_AUTHORS_SETTING, metric="test RMSE (lower is better)", paper=0.004,
+        ours_setting="our FunBaT with their settings (fixed ℓ, σ², one start, damping 0.1, Gamma(1, 1), E[τ] = 1, "
+                     "raw y) on their file and split; without their second N(0, I) prior on the pseudo-observations",
+        expect=(0.0, 0.0045), same_setting=False,
+        note="lower than theirs because we do not count the N(0, vI) prior twice (see the ratio row)"),
+    Row(key="parity/cp_r1/ours_over_authors_single_prior", source="issue 13",
+        paper_setting="their arithmetic without the double-counted N(0, vI) prior (m_0 = 0), same data and split",
+        metric="RMSE ours (their settings) / RMSE their arithmetic", paper=None, ours_setting="as above",
+        expect=(0.95, 1.05), same_setting=True,
+        note="issue 13 asks for 5%; the double-counted prior alone moves their RMSE from 0.0042 to 0.0036"),
+    Row(key="parity/cp_r1/ours_default", source="Sec. 5.1 (authors' notebook)", paper_setting=_AUTHORS_SETTING,
+        metric="test RMSE (lower is better)", paper=0.004,
+        ours_setting="our defaults (learned ℓ/σ² from the evidence, 3 restart probes, y standardised) on their file",
+        expect=(0.0, 0.0045), same_setting=False),
     Row(key="st/funbat_r2/rmse", source="spec §2.5 (not in the paper)", paper_setting=_ST_SETTING,
         metric="test RMSE on noisy y, mean over seeds", paper=None, ours_setting="see note; R = 2",
         expect=(0.0, 0.105), note="spec recomputed 0.1013; oracle (true f) ≈ 0.10"),
@@ -173,6 +201,12 @@ def reproduce(cfg: FunBaTReproConfig, ctx: RunContext) -> dict[str, Measured]:
         sparse_metrics, _ = benchmark(sparse, ctx)
         real = realdata_table(RealConfig(seeds=cfg.real_seeds, gp_max_train=cfg.gp_max_train, gp_iter=cfg.gp_iter,
                                          keep_fraction=0.3 if smoke else 1.0, n_iter=20 if smoke else 100), ctx)
+    parity = authors_parity(epochs=100)   # the authors' 100 epochs at every scale (about 10 s in all)
+    for key in ("authors_code", "ours_authors_settings", "ours_default"):
+        out[f"parity/cp_r1/{key}"] = Measured(parity[key.replace("_code", "")])
+    out["parity/cp_r1/ours_over_authors_single_prior"] = Measured(
+        parity["ours_authors_settings"] / parity["authors_single_prior"],
+        f"their arithmetic without the double prior: {parity['authors_single_prior']:.5f}")
     seeds_note = f"{cp.seeds} seeds, ± {cp_metrics['rmse_std']:.1e}"
     out["synth/cp_r1/rmse"] = Measured(cp_metrics["rmse"], seeds_note)
     out["synth/cp_r1/mae"] = Measured(cp_metrics["mae"], seeds_note)

@@ -6,7 +6,11 @@ Imports only sciml.core and sciml.linalg.
 # --- Chebyshev-Tucker (issue 4): exports below this line ---
 from sciml.tensor.chebyshev_tucker import ChebyshevTucker, CPTensor
 from sciml.tensor.ct_rhosvd import RHOSVDFit, rhosvd
+from sciml.tensor.concat_svd import (ClusterResult, IncrementalSVDEstimator, baseline_partition, cluster_metrics,
+                                     concat_svd_cluster, residual_bound, true_error, union_of_subspaces_blocks,
+                                     weyl_bound)
 from sciml.tensor.ct_tt import ChebyshevTT
+from sciml.tensor.metricgrids import HashGrid, InstantNGP, MetricGridsINR, fit_image, load_test_image, psnr
 from sciml.tensor.potentials import (Charges, GaussianSum, direct_sum, gaussian, gaussian_sum_cp, lattice_charges,
                                      newton, newton_long, newton_short, random_charges, sinc_gaussian_sum, slater,
                                      yukawa)
@@ -22,6 +26,9 @@ from sciml.tensor.tucker_baselines import (BinnedTensor, GridCPFit, GridTuckerFi
                                            masked_tucker_als, ptucker_als, tensorly_masked_cp, tensorly_masked_tucker)
 
 __all__ = [
+    "ClusterResult", "IncrementalSVDEstimator", "baseline_partition", "cluster_metrics", "concat_svd_cluster",
+    "residual_bound", "true_error", "union_of_subspaces_blocks", "weyl_bound",
+    "HashGrid", "InstantNGP", "MetricGridsINR", "fit_image", "load_test_image", "psnr",
     "BinnedTensor", "CPTensor", "Charges", "ChebyshevTT", "ChebyshevTucker", "EpochStats", "FunBaT", "FunBaTResult",
     "GPRegressionFit", "GaussianSum", "GridCPFit", "GridTuckerFit", "MaternSDE", "RHOSVDFit", "SmootherResult", "SyntheticTensor",
     "authors_cp_rank1", "bin_observations", "dense_gp_posterior", "direct_sum", "discretize", "fit_gp_regression", "fit_hyperparameters",

@@ -102,6 +102,13 @@ def node_grid(points: Sequence[int], box: Sequence[Interval], dtype, device) -> 
     return [chebyshev_nodes(m, 2, iv, dtype=dtype, device=device) for m, iv in zip(points, box)]
 
 
+# Tensor Chebyshev interpolation needs f on the whole box; a function defined only on a sub-region (a ball, a
+# molecule's surface) signals it by NaN outside. Say what to do instead of fitting garbage.
+_NOT_A_BOX = ("Chebyshev-Tucker samples f on the whole box domain (tensor grids of Chebyshev nodes); if f is "
+              "defined only on a non-box region, extend it smoothly to the bounding box (e.g. a smooth cut-off "
+              "times f, or f of the point projected onto the region) or fit a box inside the region")
+
+
 def sample(f: Callable, nodes: list[torch.Tensor]) -> torch.Tensor:
     """f on the tensor grid of ``nodes``, called on (K, d) chunks; checks shape and finiteness."""
     d = len(nodes)
@@ -117,8 +124,9 @@ def sample(f: Callable, nodes: list[torch.Tensor]) -> torch.Tensor:
             raise ValueError(f"f must map points of shape (..., {d}) to values of shape (...); for input "
                              f"{tuple(chunk.shape)} it returned {tuple(vals.shape)}")
         if not bool(torch.isfinite(vals).all()):
-            bad = chunk[~torch.isfinite(vals)][0].tolist()
-            raise ValueError(f"f returned NaN or Inf, e.g. at x = {bad}")
+            bad = ~torch.isfinite(vals)
+            raise ValueError(f"f returned NaN or Inf at {int(bad.sum())} of {chunk.shape[0]} Chebyshev nodes, e.g. "
+                             f"at x = {chunk[bad][0].tolist()}. {_NOT_A_BOX}")
         out.append(vals.to(chunk.dtype))
     return torch.cat(out).reshape(shape)
 
@@ -231,6 +239,8 @@ def tail_estimate(sums: torch.Tensor) -> tuple[float, float, str]:
     envelope is at rounding level the estimate is that level. ``rate`` is rho or p.
     """
     m = sums.shape[0]
+    # A handful of numbers: fit on the CPU (the coefficients may live on a GPU).
+    sums = sums.detach().to("cpu", torch.float64)
     sums = torch.cat([sums[:-1], 2 * sums[-1:]])  # DCT-I halves the last coefficient; undo it for the fit
     env = torch.maximum(sums, torch.cat([sums[:1], sums[:-1]]))
     last = float(env[-1])
@@ -281,7 +291,7 @@ def sample_points(f: Callable, pts: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"f must map points (K, d) to a tensor (K,); got {type(vals).__name__} "
                          f"{tuple(getattr(vals, 'shape', ()))}")
     if not bool(torch.isfinite(vals).all()):
-        raise ValueError("f returned NaN or Inf at a check point")
+        raise ValueError(f"f returned NaN or Inf at a check point. {_NOT_A_BOX}")
     return vals.to(pts.dtype)
 
 

@@ -271,25 +271,31 @@ def _embed(block: torch.Tensor, D: int) -> torch.Tensor:
 
 
 def _scan(elems: tuple[torch.Tensor, ...], combine, reverse: bool = False) -> tuple[torch.Tensor, ...]:
-    """Inclusive Hillis-Steele scan along dim -3 (elements are (..., S, ·, ·) tensors): log2 S vectorised levels.
+    """Inclusive associative scan along dim -3 (elements are (..., S, ·, ·) tensors), work-efficient.
 
     Forward: out[k] = e_0 ∘ ... ∘ e_k with ``combine(earlier, later)``; reverse: out[k] = e_k ∘ ... ∘ e_{S-1}.
+    Pairs are combined, the half-length sequence is scanned recursively and the even positions are filled in
+    (as JAX's ``associative_scan``): about 2 S combines in 2 log2 S vectorised levels. A Hillis-Steele scan needs
+    S log2 S combines, 7x more at S = 10^4, and the combines (batched D x D solves and products) are the cost.
     """
+    if reverse:
+        flipped = tuple(torch.flip(e, [-3]) for e in elems)
+        out = _scan(flipped, lambda early, late: combine(late, early))
+        return tuple(torch.flip(o, [-3]) for o in out)
     S = elems[0].shape[-3]
-    offset = 1
-    while offset < S:
-        if not reverse:
-            early = tuple(e[..., :S - offset, :, :] for e in elems)
-            late = tuple(e[..., offset:, :, :] for e in elems)
-            merged = combine(early, late)
-            elems = tuple(torch.cat([e[..., :offset, :, :], m], dim=-3) for e, m in zip(elems, merged))
-        else:
-            early = tuple(e[..., :S - offset, :, :] for e in elems)
-            late = tuple(e[..., offset:, :, :] for e in elems)
-            merged = combine(early, late)
-            elems = tuple(torch.cat([m, e[..., S - offset:, :, :]], dim=-3) for e, m in zip(elems, merged))
-        offset *= 2
-    return elems
+    if S < 2:
+        return elems
+    half = S // 2
+    pairs = combine(tuple(e[..., 0:2 * half:2, :, :] for e in elems), tuple(e[..., 1:2 * half:2, :, :] for e in elems))
+    odd = _scan(pairs, combine)                               # odd[j] = e_0 ∘ ... ∘ e_{2j+1}
+    n_even = (S - 1) // 2                                     # even positions 2, 4, .. < S
+    rest = combine(tuple(o[..., :n_even, :, :] for o in odd), tuple(e[..., 2::2, :, :] for e in elems))
+    out = []
+    for e, o, r in zip(elems, odd, rest):
+        even = torch.cat([e[..., :1, :, :], r], dim=-3)        # ceil(S / 2) entries
+        both = torch.stack([even[..., :half, :, :], o], dim=-3).reshape(*o.shape[:-3], 2 * half, *o.shape[-2:])
+        out.append(both if S == 2 * half else torch.cat([both, even[..., half:, :, :]], dim=-3))
+    return tuple(out)
 
 
 def _filter_combine(first, second):
