@@ -13,22 +13,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
-import time
 
 import torch
 
 from sciml.games import certify_linear, spectral_radius, step_matrix
 from sciml.games.lq import lq_game
-
-
-def _median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from _timing import median_time
 
 
 def bisection_threshold(H: torch.Tensor, method: str, h_hi: float, tol: float = 1e-6) -> float:
@@ -54,9 +44,9 @@ def main() -> None:
     h_hi = 4.0 / cert.beta                          # the authors' upper end of the h search (unstable here)
     true_euler = bisection_threshold(H, "euler", h_hi)
     true_rk4 = bisection_threshold(H, "rk4", h_hi)
-    t_sgn = _median_time(lambda: certify_linear(H, blocks, weights=weights), args.repeats)
-    t_sgn_opt = _median_time(lambda: certify_linear(H, blocks), args.repeats)
-    t_bis = _median_time(lambda: (bisection_threshold(H, "euler", h_hi), bisection_threshold(H, "rk4", h_hi)),
+    t_sgn = median_time(lambda: certify_linear(H, blocks, weights=weights), repeat=args.repeats, warmup=False)
+    t_sgn_opt = median_time(lambda: certify_linear(H, blocks), repeat=args.repeats, warmup=False)
+    t_bis = median_time(lambda: (bisection_threshold(H, "euler", h_hi), bisection_threshold(H, "rk4", h_hi)),
                          args.repeats)
     print(f"machine: {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}, "
           f"load {os.getloadavg()[0]:.1f}")

@@ -11,21 +11,11 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
-import time
 
 import torch
 
 from sciml.kernels import FiniteMLP, empirical_ntk, mlp_kernel, relative_frobenius
-
-
-def _median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from _timing import median_time
 
 
 def main() -> None:
@@ -44,8 +34,8 @@ def main() -> None:
     net = FiniteMLP(args.d, args.width, generator=torch.Generator().manual_seed(1), **settings)
     exact = mlp_kernel(X, **settings).ntk
     emp = empirical_ntk(net, X, chunk_size=args.chunk)
-    t_exact = _median_time(lambda: mlp_kernel(X, **settings), args.repeats)
-    t_emp = _median_time(lambda: empirical_ntk(net, X, chunk_size=args.chunk), args.repeats)
+    t_exact = median_time(lambda: mlp_kernel(X, **settings), repeat=args.repeats, warmup=False)
+    t_emp = median_time(lambda: empirical_ntk(net, X, chunk_size=args.chunk), repeat=args.repeats, warmup=False)
     n_params = sum(p.numel() for p in net.parameters())
     print(f"machine: {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}, "
           f"load {os.getloadavg()[0]:.1f}")

@@ -27,6 +27,7 @@ Stochastic solvers stop when the TRUE objective (lower levels solved exactly) re
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 import time
@@ -36,10 +37,11 @@ import torch
 from sciml.core import Result, Status, report_status
 
 
-class MultiBlockBilevel:
+class MultiBlockBilevel(abc.ABC):
     """Interface of a multi-block bilevel problem with ``m`` blocks, upper variable ``x`` (dx,) and lower variables
     ``Y`` (m, dy). Every method takes ``blocks`` (I,) and a batch ``(I, B)`` of data indices per block (``None`` =
-    full data) and returns one row per block. Subclasses implement the ``_``-free methods below."""
+    full data) and returns one row per block. Subclasses implement every abstract method below (the solvers call
+    all of them; ``cross_matrix`` only RSVRB)."""
 
     m: int
     dx: int
@@ -50,29 +52,37 @@ class MultiBlockBilevel:
     dtype: torch.dtype
     device: torch.device
 
+    @abc.abstractmethod
     def lower_grad(self, x, Y, blocks, batch):            # (I, dy)   grad_y g_i
-        raise NotImplementedError
+        """The shapes are in the comment after the signature."""
 
+    @abc.abstractmethod
     def lower_hessian(self, x, Y, blocks, batch):         # (I, dy, dy)
-        raise NotImplementedError
+        """The shapes are in the comment after the signature."""
 
+    @abc.abstractmethod
     def lower_hvp(self, x, Y, V, blocks, batch):          # (I, dy)   grad^2_yy g_i v_i
-        raise NotImplementedError
+        """The shapes are in the comment after the signature."""
 
+    @abc.abstractmethod
     def cross_product(self, x, Y, V, blocks, batch):      # (I, dx)   grad^2_xy g_i v_i
-        raise NotImplementedError
+        """The shapes are in the comment after the signature."""
 
+    @abc.abstractmethod
     def cross_matrix(self, x, Y, blocks, batch):          # (I, dx, dy) grad^2_xy g_i (RSVRB only)
-        raise NotImplementedError
+        """The shapes are in the comment after the signature."""
 
+    @abc.abstractmethod
     def upper_grad_y(self, x, Y, blocks, batch):          # (I, dy)   grad_y f_i
-        raise NotImplementedError
+        """The shapes are in the comment after the signature."""
 
+    @abc.abstractmethod
     def upper_grad_x(self, x, Y, blocks, batch):          # (I, dx)   grad_x f_i
-        raise NotImplementedError
+        """The shapes are in the comment after the signature."""
 
+    @abc.abstractmethod
     def upper_values(self, x, Y, blocks):                 # (I,)      f_i on the full upper data
-        raise NotImplementedError
+        """The shapes are in the comment after the signature."""
 
     def all_blocks(self) -> torch.Tensor:
         return torch.arange(self.m, device=self.device)

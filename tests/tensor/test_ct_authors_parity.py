@@ -40,8 +40,12 @@ def test_lattice_fig9_equals_the_authors_arithmetic():
     assert ranks == ref_ranks == (18, 18, 12)
     scale = np.abs(exact).max()
     assert np.abs(ours - ref).max() / scale < 1e-10
-    # The error of Fig. 9 (total error on the middle slice), relative to the slice maximum: 2.07e-7.
-    assert 1.5e-7 < np.abs(ours - exact).max() / scale < 2.7e-7
+    # The error of Fig. 9 (total error on the middle slice, relative to the slice maximum) is the one the authors'
+    # arithmetic makes on the same files (2.07e-7), not a number of ours: compare the two errors directly.
+    ours_err = np.abs(ours - exact).max() / scale
+    ref_err = np.abs(ref - exact).max() / scale
+    assert abs(ours_err - ref_err) <= 1e-3 * ref_err
+    assert ref_err < 1e-6  # the paper's Fig. 9 accuracy class (1e-7) for a truncation tolerance of 1e-7
 
 
 @pytest.mark.parametrize("n", [256, 512])
