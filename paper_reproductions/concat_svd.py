@@ -21,7 +21,7 @@ PAPER = Paper(key="concat_svd", title="Concatenated Matrix SVD: compression boun
               "error-constrained clustering", arxiv="2601.11626")
 _S1 = "C = 6 subspaces, K = 300 blocks 64x8, d = 8, r = 8, noise 0.01, eps = 0.05"
 _S2 = "C = 10, K = 400, noise 0.05, eps = 0.10"
-_OURS = "torch generator seed 1 (the spec's prototype used numpy's; realisations differ)"
+_OURS = "numpy default_rng(1) in the spec prototype's draw order: the same realisation as the spec's table"
 _TIGHT = "random instances: m in [20, 60), 2-29 blocks of 2-7 columns, r in [7, 12), half in a shared 6-dim subspace"
 
 ROWS = (
@@ -32,10 +32,14 @@ ROWS = (
     Row("s1/approximate/compression_ratio", "spec §3.5 [recomputed]", _S1, "compression ratio", 6.90, _OURS,
         expect=(6.90 * 0.95, 6.90 * 1.05), note="acceptance: within 5%"),
     Row("s1/approximate/n_clusters", "spec §3.5 [recomputed]", _S1, "clusters (oracle: 6)", 6, _OURS,
-        note="the greedy may accept a low-energy block of another subspace within eps"),
-    Row("s1/approximate/purity", "spec §3.5 (oracle recovery)", _S1, "share of blocks in a cluster whose majority "
-        "label is theirs", 1.0, _OURS, expect=(1.0, 1.0), note="spec: approximate recovers the oracle partition; "
-        "ours admits 2 low-energy blocks of another subspace within eps (certified, but not the planted partition)"),
+        expect=(6, 6), note="same realisation as the spec's prototype"),
+    Row("s1/approximate/purity", "spec §3.5 (claim: recovers the oracle partition)", _S1, "share of blocks in a "
+        "cluster whose majority label is theirs", None, _OURS, note="correction to the spec: on its own realisation "
+        "2 low-energy blocks of another subspace are admitted within eps (max error 0.0498 vs the oracle's 0.021 "
+        "betrays it); 6 clusters, but not the planted partition. Purity 1 needs eps below the admission threshold"),
+    Row("s1/approximate/purity_eps_0.03", "spec §3.5 (oracle recovery, eps under the alien-admission threshold)",
+        "as s1 with eps = 0.03 (oracle error 0.021 < eps)", "share of blocks in a cluster whose majority label is "
+        "theirs", 1.0, _OURS, expect=(1.0, 1.0), note="no cluster mixes subspaces; clusters may split"),
     Row("s1/max_norm/compression_ratio", "spec §3.5 [recomputed]", _S1, "compression ratio (bounds discount "
         "in-span energy: all singletons)", 1.00, _OURS, expect=(0.99, 1.01)),
     Row("s1/residuals/compression_ratio", "spec §3.5 [recomputed]", _S1, "compression ratio", 1.00, _OURS,
@@ -91,6 +95,9 @@ def reproduce(cfg: ConcatSVDReproConfig, ctx: RunContext) -> dict[str, Measured]
             out["s1/approximate/max_true_error"] = Measured(res.max_true_error)
             out["s1/approximate/n_clusters"] = Measured(len(res.clusters))
             out["s1/approximate/purity"] = Measured(_purity(res.clusters, labels))
+    strict = concat_svd_cluster(blocks, 8, 0.03, method="approximate")
+    out["s1/approximate/purity_eps_0.03"] = Measured(_purity(strict.clusters, labels),
+                                                      f"{len(strict.clusters)} clusters")
     out["s1/kmeans/max_true_error"] = Measured(cluster_metrics(blocks, baseline_partition(blocks, 6, "kmeans"),
                                                                8).max_true_error)
     out["s1/random/max_true_error"] = Measured(cluster_metrics(blocks, baseline_partition(blocks, 6, "random"),

@@ -24,6 +24,7 @@ import math
 import time
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from sciml.core import Result, check_floating
@@ -387,15 +388,18 @@ def union_of_subspaces_blocks(n_subspaces: int, n_blocks: int, m: int = 64, widt
                               noise: float = 0.01, seed: int = 1) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Spec §3.5 generator: ``A_j = B_{c_j} G_j s_j + noise E_j`` with C orthonormal m x d bases, s_j ~ U(0.5, 2).
 
-    Returns the blocks and their planted labels (the oracle partition).
+    Drawn with ``numpy.random.default_rng(seed)`` in the spec prototype's order (all bases, all labels, then per
+    block G_j, s_j, E_j): this realisation reproduces every number of the spec's §3.5 table (6 clusters, max error
+    0.0498, ratio 6.897; 70 clusters, 0.0999, 3.337; oracle 0.021 / 0.109), so the rows compare like with like.
+    Returns float64 blocks and their planted labels (the oracle partition).
     """
-    g = torch.Generator().manual_seed(seed)
-    bases = [torch.linalg.qr(torch.randn(m, dim, generator=g, dtype=torch.float64))[0] for _ in range(n_subspaces)]
-    labels = torch.randint(0, n_subspaces, (n_blocks,), generator=g)
+    g = np.random.default_rng(seed)
+    bases = [np.linalg.qr(g.standard_normal((m, dim)))[0] for _ in range(n_subspaces)]
+    labels = g.integers(0, n_subspaces, n_blocks)
     blocks = []
     for j in range(n_blocks):
-        s = 0.5 + 1.5 * float(torch.rand((), generator=g, dtype=torch.float64))
-        G = torch.randn(dim, width, generator=g, dtype=torch.float64)
-        E = torch.randn(m, width, generator=g, dtype=torch.float64)
-        blocks.append(bases[int(labels[j])] @ G * s + noise * E)
-    return blocks, labels
+        G = g.standard_normal((dim, width))
+        s = g.uniform(0.5, 2.0)
+        E = g.standard_normal((m, width))
+        blocks.append(torch.from_numpy(bases[labels[j]] @ G * s + noise * E))
+    return blocks, torch.from_numpy(labels)

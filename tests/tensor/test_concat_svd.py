@@ -66,6 +66,25 @@ def test_clustering_respects_eps_and_matches_the_spec_compression_ratio():
     assert oracle.max_true_error < 0.05
 
 
+def _purity(clusters, labels: torch.Tensor) -> float:
+    return sum(int((labels[m] == torch.mode(labels[m]).values).sum()) for m in clusters) / len(labels)
+
+
+def test_spec_realisation_reproduced_and_planted_partition_recovered_below_the_admission_threshold():
+    # The generator draws the spec prototype's realisation: its §3.5 numbers come back to the printed digits.
+    blocks, labels = union_of_subspaces_blocks(6, 300, noise=0.01, seed=1)
+    res = concat_svd_cluster(blocks, 8, 0.05, method="approximate")
+    assert len(res.clusters) == 6
+    assert res.max_true_error == pytest.approx(0.0498, abs=5e-5)
+    assert res.compression_ratio == pytest.approx(6.90, abs=5e-3)
+    # At eps = 0.05 a low-energy block of another subspace fits within eps (that is what drives the error from the
+    # oracle's 0.021 to 0.0498): the spec's "recovers the oracle partition" does not hold on its own realisation.
+    assert _purity(res.clusters, labels) < 1.0
+    # Below the admission threshold (oracle error 0.021 < eps = 0.03) no cluster mixes subspaces.
+    strict = concat_svd_cluster(blocks, 8, 0.03, method="approximate")
+    assert strict.max_true_error <= 0.03 and _purity(strict.clusters, labels) == 1.0
+
+
 def test_every_cluster_within_eps_in_the_noisier_setting():
     blocks, _ = union_of_subspaces_blocks(10, 400, noise=0.05, seed=1)
     res = concat_svd_cluster(blocks, 8, 0.10)
