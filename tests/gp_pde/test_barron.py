@@ -116,6 +116,17 @@ def test_two_layer_fit_and_deep_ritz_run_and_improve():
     assert float((ritz.u - u).norm() / u.norm()) < 0.5
 
 
+def test_two_layer_fit_improves_with_width_on_the_periodic_target():
+    # Approximation theory: a wider 2-layer net fits the Barron function better. On raw coordinates the fit got
+    # worse with width (0.45 -> 0.90); with periodic features it falls (0.074 at width 8, 0.014 at 128).
+    _, u = manufactured_example("A", 33)
+    narrow, wide = (fit_two_layer(u, w, steps=600).rel_l2 for w in (8, 128))
+    assert wide < 0.5 * narrow and wide < 0.03
+    x = torch.rand(5, 2, dtype=torch.float64)
+    model = fit_two_layer(u, 4, steps=1).model
+    torch.testing.assert_close(model(x), model(x + 1.0), rtol=1e-12, atol=1e-12)  # exactly 1-periodic
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(domain="periodic", N=32), "odd N"), (dict(domain="sphere"), "domain"), (dict(D=0), "D must"),
 ])
