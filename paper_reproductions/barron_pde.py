@@ -50,7 +50,8 @@ ROWS = (
         "mean rms^2 * m", 0.55, "same", expect=(0.55 * 0.85, 0.55 * 1.15), note="(S^2/2 - ||u||^2), S = 1.3"),
 ) + tuple(
     Row(f"two_layer/rel_l2_w{w}", "spec B.2.4(b)", "u* of Ex-A, tanh, full-batch Adam", f"relL2 of a width-{w} fit",
-        None, "N = 33 grid, (cos, sin) 2 pi x features, 1500 Adam steps, cosine lr", note="ours; the paper's width bound is O(||u||_B^2 / eps^2)")
+        None, "N = 33 grid, (cos, sin) 2 pi x features, 1500 Adam steps, cosine lr",
+        note="ours; the paper's width bound is O(||u||_B^2 / eps^2)")
     for w in (16, 64, 256)
 ) + (
     Row("deep_ritz/rel_l2", "spec B.2.4(c)", _C, "relL2 of Deep Ritz (width 64) vs u*", None,
