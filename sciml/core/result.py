@@ -30,6 +30,10 @@ class Status(enum.Enum):
     BREAKDOWN = ("breakdown", "the method broke down (e.g. a zero pivot or a lost Krylov direction)")
     NONFINITE = ("nonfinite", "a NaN or Inf appeared; check the inputs' scaling and dtype (try float64)")
     FAILED = ("failed", "the run raised an exception; see the message")
+    STALLED = ("stalled", "the iterates stopped moving before the true residual/error met the tolerance: the answer "
+               "is a stationary point, not a solution; see the result's reason")
+    INFEASIBLE = ("infeasible", "the problem has no feasible point; the result carries the certificate")
+    UNBOUNDED = ("unbounded", "the objective is unbounded on the feasible set; the result carries the certificate")
 
     def __init__(self, label: str, hint: str) -> None:
         self.label = label

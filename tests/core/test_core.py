@@ -77,6 +77,11 @@ def test_result_json_and_status():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         report_status(Status.CONVERGED, "toy")
+    for status, hint in ((Status.STALLED, "not a solution"), (Status.INFEASIBLE, "certificate"),
+                         (Status.UNBOUNDED, "unbounded")):
+        with pytest.warns(ConvergenceWarning, match=hint):
+            report_status(status, "toy")
+    assert len({s.label for s in Status}) == len(Status)  # labels are what result.json stores: keep them unique
 
 
 def test_device_and_dtype_resolution():
