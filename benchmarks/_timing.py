@@ -1,6 +1,6 @@
-"""A shared benchmark timer (``from _timing import median_time``: the scripts run from this folder; the older
-scripts keep their own variants with other defaults). Median of ``repeat`` timings of ``inner`` calls each, per call, after one warm-up call; CUDA work is
-synchronised around each timing so that asynchronous kernels are counted."""
+"""A shared benchmark timer (``from _timing import median_time``: the scripts run from this folder). Median of
+``repeat`` timings of ``inner`` calls each, per call, after one warm-up call; CUDA work is synchronised around
+each timing so that asynchronous kernels are counted. Scripts that want other defaults wrap it."""
 
 from __future__ import annotations
 

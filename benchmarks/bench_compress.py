@@ -14,31 +14,17 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 
 import torch
 from torch import nn
 
 from sciml.compress import CRITERIA, HESSO, ResidualCNN, ResidualMLP, zero_invariant_groups
-
-
-def _sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+from _timing import median_time as shared_median_time
 
 
 def median_time(fn, repeat: int = 7, inner: int = 5) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        _sync()
-        start = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        _sync()
-        times.append((time.perf_counter() - start) / inner)
-    return statistics.median(times)
+    """The shared timer (benchmarks/_timing.py) with this script's defaults: 5 back-to-back calls per timing."""
+    return shared_median_time(fn, repeat=repeat, inner=inner)
 
 
 def models(device: torch.device, batch: int = 50) -> dict[str, tuple]:

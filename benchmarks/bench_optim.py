@@ -12,24 +12,18 @@ Ratios > 1 mean sciml is faster. The machine may be shared: ratios in one proces
 from __future__ import annotations
 
 import platform
-import statistics
 import time
 
 import numpy as np
 
 import torch
 from torch import nn
+from _timing import median_time as shared_median_time
 
 
 def median_time(fn, repeat: int = 7, inner: int = 5) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        times.append((time.perf_counter() - start) / inner)
-    return statistics.median(times)
+    """The shared timer (benchmarks/_timing.py) with this script's defaults: 5 back-to-back calls per timing."""
+    return shared_median_time(fn, repeat=repeat, inner=inner)
 
 
 def digits_cnn():
