@@ -29,6 +29,9 @@ VARIANTS: dict[str, dict | str | None] = {
     "bw_isometry_t0.5": dict(metric="identity", theta=0.5, centering="isometry", var_about="mean"),
     "bw_otmap_t0.5": dict(metric="identity", theta=0.5, centering="ot_map", var_about="mean"),
     "gbw_learnM_t0.5": dict(metric="learn", theta=0.5, centering="isometry", var_about="mean"),
+    # The released code's update of M: Riemannian BW SGD on M itself (reaches the cone's boundary; see GBWBatchNorm).
+    "gbw_learnM_bw_t0.5": dict(metric="learn", theta=0.5, centering="isometry", var_about="mean",
+                               metric_update="bw"),
     "gbw_learnM_otmap_t0.5": dict(metric="learn", theta=0.5, centering="ot_map", var_about="mean"),
 }
 

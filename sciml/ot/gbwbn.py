@@ -24,6 +24,7 @@ from sciml.ot.bures import (_brenier_map, _congruence, _distance2, _exp, _log, _
 CENTERINGS = ("isometry", "ot_map")
 VAR_ABOUT = ("identity", "mean")
 METRICS = ("learn", "identity")
+METRIC_UPDATES = ("exp", "bw")
 
 
 def _positive(value, name: str) -> float:
@@ -49,6 +50,13 @@ class GBWBatchNorm(nn.Module):
         n: matrix size.
         theta: power deformation, > 0 (the code uses 1 for MAMEM, 0.5 for HDM05).
         metric: "learn" (M a learnable SPD parameter, GBW) or "identity" (M = I, plain BW).
+        metric_update: how a learned M is parametrised. "exp" (default): ``M = expm(S)`` with S a symmetric
+            Euclidean parameter (``metric_log``, init 0) trained by the Euclidean optimizer; M cannot leave the
+            cone. "bw": M itself (``metric_matrix``) updated by :class:`BuresWassersteinSGD`, as the released code
+            does. Under BW the singular matrices are at finite distance, and on the digits experiment the smallest
+            eigenvalue of M fell at a steady ~0.07 per epoch until it reached 1e-4 and the gradient (~1/lambda_min)
+            exploded (4 of 5 seeds within 15 epochs, trust region or not); under ``expm`` the same drift is
+            logarithmic.
         centering: "isometry" (code parity) or "ot_map".
         var_about: "identity" (code parity: mean squared distance to I) or "mean" (to the barycentre G; for
             ``ot_map`` the tangent norm ``||T_i - I||_F^2``, which is the same thing at I).
@@ -56,20 +64,23 @@ class GBWBatchNorm(nn.Module):
         momentum: running-statistics momentum in (0, 1]. eps: added to the variance (> 0). clamp: eigenvalue floor
             of P_i (> 0).
 
-    Parameters: ``bias`` (SPD, init I), ``metric_matrix`` (SPD, init I; only with metric="learn"), ``shift``
-    (scalar, init 1). SPD parameters must be updated by :class:`BuresWassersteinSGD` (or any optimizer that keeps
-    them SPD). Buffers: ``running_mean`` (n, n), ``running_var`` (scalar).
+    Parameters: ``bias`` (SPD, init I), ``metric_log`` (symmetric, init 0; metric="learn", metric_update="exp")
+    or ``metric_matrix`` (SPD, init I; metric_update="bw"), ``shift`` (scalar, init 1). :meth:`spd_parameters`
+    must be updated by :class:`BuresWassersteinSGD` (or any optimizer that keeps them SPD), the rest by any
+    Euclidean optimizer. Buffers: ``running_mean`` (n, n), ``running_var`` (scalar).
     """
 
     def __init__(self, n: int, theta: float = 1.0, metric: str = "learn", centering: str = "isometry",
                  var_about: str = "identity", barycenter_iters: int = 1, momentum: float = 0.1, eps: float = 1e-5,
-                 clamp: float = 1e-6, dtype: torch.dtype = torch.float64, device=None) -> None:
+                 clamp: float = 1e-6, metric_update: str = "exp", dtype: torch.dtype = torch.float64,
+                 device=None) -> None:
         super().__init__()
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be an int >= 1, got {n!r}")
         self.theta = _positive(theta, "theta")
         for value, name, allowed in ((metric, "metric", METRICS), (centering, "centering", CENTERINGS),
-                                     (var_about, "var_about", VAR_ABOUT)):
+                                     (var_about, "var_about", VAR_ABOUT), (metric_update, "metric_update",
+                                                                           METRIC_UPDATES)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         if isinstance(barycenter_iters, bool) or not isinstance(barycenter_iters, int) or barycenter_iters < 1:
@@ -77,11 +88,14 @@ class GBWBatchNorm(nn.Module):
         if not 0 < _positive(momentum, "momentum") <= 1:
             raise ValueError(f"momentum must be in (0, 1], got {momentum!r}")
         self.n, self.metric, self.centering, self.var_about = n, metric, centering, var_about
+        self.metric_update = metric_update
         self.barycenter_iters, self.momentum = barycenter_iters, float(momentum)
         self.eps, self.clamp = _positive(eps, "eps"), _positive(clamp, "clamp")
         eye = torch.eye(n, dtype=dtype, device=device)
         self.bias = nn.Parameter(eye.clone())
-        self.metric_matrix = nn.Parameter(eye.clone()) if metric == "learn" else None
+        learn = metric == "learn"
+        self.metric_matrix = nn.Parameter(eye.clone()) if learn and metric_update == "bw" else None
+        self.metric_log = nn.Parameter(torch.zeros_like(eye)) if learn and metric_update == "exp" else None
         self.shift = nn.Parameter(torch.ones((), dtype=dtype, device=device))
         self.register_buffer("running_mean", eye.clone())
         self.register_buffer("running_var", torch.ones((), dtype=dtype, device=device))
@@ -92,7 +106,24 @@ class GBWBatchNorm(nn.Module):
         return [p for p in (self.bias, self.metric_matrix) if p is not None]
 
     def euclidean_parameters(self) -> list[nn.Parameter]:
-        return [self.shift]
+        return [p for p in (self.shift, self.metric_log) if p is not None]
+
+    def _metric_roots(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """``(M^{1/2}, M^{-1/2})``, or ``(None, None)`` for M = I. With ``expm`` they are ``expm(+-S/2)``, whose
+        backward is finite at S = 0 (an eigendecomposition's is not: every eigenvalue of 0 is repeated)."""
+        if self.metric_log is not None:
+            S = sym(self.metric_log)
+            return torch.linalg.matrix_exp(S / 2), torch.linalg.matrix_exp(-S / 2)
+        if self.metric_matrix is not None:
+            return spd_sqrtm(self.metric_matrix), spd_inv_sqrtm(self.metric_matrix)
+        return None, None
+
+    def metric_tensor(self) -> torch.Tensor:
+        """The current metric matrix M (n, n), detached (I for metric="identity")."""
+        root, _ = self._metric_roots()
+        if root is None:
+            return torch.eye(self.n, dtype=self.bias.dtype, device=self.bias.device)
+        return (root @ root).detach()
 
     def _deform(self, X: torch.Tensor, M_inv_sqrt: torch.Tensor | None) -> torch.Tensor:
         X = X if self.theta == 1.0 else spd_power(X, self.theta)
@@ -119,7 +150,7 @@ class GBWBatchNorm(nn.Module):
             raise ValueError(f"X must be (..., {self.n}, {self.n}), got {tuple(X.shape)}")
         batch_shape = X.shape[:-2]
         X = X.reshape(-1, self.n, self.n)
-        M_inv_sqrt = None if self.metric_matrix is None else spd_inv_sqrtm(self.metric_matrix)
+        M_sqrt, M_inv_sqrt = self._metric_roots()
         Xh = self._deform(X, M_inv_sqrt)
         Bh = self._deform(self.bias, M_inv_sqrt)
         if self.training:
@@ -130,7 +161,7 @@ class GBWBatchNorm(nn.Module):
                 # The running mean is kept in the unwarped (theta-deformed) space, M^{1/2} G M^{1/2}, and mapped
                 # back with the current M in eval mode. The released code keeps it in the M-warped space, where it
                 # goes stale as M learns: measured on digits, eval accuracy 0.18 against 0.6 with batch statistics.
-                G_raw = G if M_inv_sqrt is None else _congruence(G, spd_sqrtm(self.metric_matrix.detach()))
+                G_raw = G if M_sqrt is None else _congruence(G, M_sqrt.detach())
                 self.running_mean.copy_(bw_geodesic(self.running_mean, G_raw, self.momentum))
                 self.running_var.mul_(1 - self.momentum).add_(self.momentum * v.detach())
         else:
@@ -147,14 +178,15 @@ class GBWBatchNorm(nn.Module):
         self.last_fold_fraction = float((torch.linalg.eigvalsh(P.detach()).amin(-1) <= 0).double().mean())
         P = eigenvalue_clamp(P, self.clamp)
         W = _exp(Bh, _tangent_isometry(Bh, 2 * (P - eye), inverse=True))
-        if M_inv_sqrt is not None:
-            W = _congruence(W, spd_sqrtm(self.metric_matrix))
+        if M_sqrt is not None:
+            W = _congruence(W, M_sqrt)
         W = W if self.theta == 1.0 else spd_power(W, 1.0 / self.theta)
         return W.reshape(*batch_shape, self.n, self.n)
 
     def extra_repr(self) -> str:
         return (f"n={self.n}, theta={self.theta}, metric={self.metric!r}, centering={self.centering!r}, "
-                f"var_about={self.var_about!r}, barycenter_iters={self.barycenter_iters}, momentum={self.momentum}")
+                f"var_about={self.var_about!r}, barycenter_iters={self.barycenter_iters}, momentum={self.momentum}, "
+                f"metric_update={self.metric_update!r}")
 
 
 def airm_karcher_mean(X: torch.Tensor, iters: int = 1) -> torch.Tensor:
@@ -249,8 +281,9 @@ class BuresWassersteinSGD(torch.optim.Optimizer):
     ``grad_BW = 2 (W E + E W)`` with E the symmetrised Euclidean gradient (spec §4.3, the code's ``SPDOptim``).
     ``Exp_W(xi) = (I + L) W (I + L)`` with ``L = L_W[xi]``; a step with ``||L||_2 > max_stretch`` is scaled down to
     it (a trust region: one step changes W by at most a factor ``(1 + max_stretch)^2`` in any direction). Without
-    it, a learned metric M diverged on the digits experiment (an eigenvalue of 3.5e15 after a few epochs). The
-    number of shortened steps is in ``self.shortened``.
+    it, a learned metric M diverged on the digits experiment (an eigenvalue of 3.5e15 after a few epochs); with it,
+    M still reaches the boundary of the cone (BW puts it at finite distance), hence ``metric_update="exp"`` as the
+    default of :class:`GBWBatchNorm`. The number of shortened steps is in ``self.shortened``.
     """
 
     def __init__(self, params, lr: float = 1e-2, max_stretch: float = 0.5) -> None:

@@ -135,11 +135,30 @@ def test_bn_output_has_barycenter_identity_and_unit_dispersion(g, centering):
 def test_bn_gradients_finite_at_identity_bias_and_learned_metric(g):
     X, _ = _batch_with_unit_spread(g)
     for theta in (1.0, 0.5):
-        bn = GBWBatchNorm(4, theta=theta, metric="learn")
-        out = bn(X.requires_grad_(True))
-        out.pow(2).sum().backward()
-        for p in (bn.bias, bn.metric_matrix, bn.shift, X):
-            assert p.grad is not None and torch.isfinite(p.grad).all()
+        for update, metric_param in (("exp", "metric_log"), ("bw", "metric_matrix")):
+            bn = GBWBatchNorm(4, theta=theta, metric="learn", metric_update=update)
+            out = bn(X.requires_grad_(True))
+            out.pow(2).sum().backward()
+            for p in (bn.bias, getattr(bn, metric_param), bn.shift, X):
+                assert p.grad is not None and torch.isfinite(p.grad).all()
+
+
+def test_exp_parametrised_metric_equals_the_bw_parametrised_one_at_the_same_matrix(g):
+    # Same M two ways: M = expm(S) in the default parametrisation, M itself under metric_update="bw".
+    X, _ = _batch_with_unit_spread(g)
+    S = torch.randn(4, 4, generator=g, dtype=F64) * 0.3
+    S = (S + S.mT) / 2
+    exp_bn = GBWBatchNorm(4, theta=0.5, metric="learn", centering="ot_map", var_about="mean")
+    bw_bn = GBWBatchNorm(4, theta=0.5, metric="learn", centering="ot_map", var_about="mean", metric_update="bw")
+    with torch.no_grad():
+        exp_bn.metric_log.copy_(S)
+        bw_bn.metric_matrix.copy_(torch.linalg.matrix_exp(S))
+    torch.testing.assert_close(exp_bn.metric_tensor(), bw_bn.metric_tensor(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(exp_bn(X), bw_bn(X), rtol=1e-9, atol=1e-10)
+    assert [id(p) for p in exp_bn.spd_parameters()] == [id(exp_bn.bias)]
+    assert any(p is exp_bn.metric_log for p in exp_bn.euclidean_parameters())
+    with pytest.raises(ValueError, match="metric_update"):
+        GBWBatchNorm(4, metric_update="adam")
 
 
 def test_bn_state_dict_round_trip_keeps_running_statistics(g):
