@@ -10,7 +10,9 @@ Cases (one process, ours and POT alternated per repeat, median of ``--repeat`` w
 2. eta = 1200 (the paper's R1): POT cannot reach machine accuracy in a CI budget (the paper reports 56k sweeps),
    so POT is capped at ``--pot-cap`` sweeps (default 2,000) and SNS runs to the ||g||_1 POT reached there.
    Also: SNS to 2e-15 (machine accuracy) for reference.
-3. Sparse (k = 5n) vs dense (k = n^2) Newton Hessian on case 2: time per Newton step.
+3. Sparse (k = 5n) vs dense (k = n^2) Newton Hessian on case 2, and their wall-time ratio over n = 200-1400
+   (the crossover behind ``sparsity=None``: dense up to n + m = 1500). Cases 1-2 run SNS with its default
+   sparsity (dense Hessian at n = 500).
 4. PDHG on the n = 100 assignment LP (spec §3.5, C ~ U[0,1] from default_rng(0), KKT <= 1e-6, omega = 0.3):
    aPC-PDHG (sciml.ot.pdhg, the spec's reconstruction) vs our Chambolle-Pock at the same omega, vs HiGHS
    (scipy ``linprog(method="highs")`` on the sparse 2n x n^2 constraint matrix) and the exact LAP
@@ -62,6 +64,22 @@ def compare(C, a, b, eta: float, pot_kwargs: dict, repeat: int) -> dict:
             "sns_converged": sns.converged, "plan_maxabs_diff": float(np.abs(sns.plan.numpy() - P_pot).max()),
             "pot_median_s": statistics.median(pot_times), "sns_median_s": statistics.median(sns_times),
             "speedup_sns_over_pot": statistics.median(pot_times) / statistics.median(sns_times)}
+
+
+def crossover(sizes) -> dict:
+    """Wall time of the sparse (k = 5n) over the dense (k = n^2, Cholesky) Newton Hessian at eta = 1200 to
+    ||g||_1 <= 2e-15 per n: the measurement behind sns.DENSE_NEWTON_MAX_SIZE (one run each, alternated)."""
+    out = {}
+    for n in sizes:
+        C, a, b = random_assignment_instance(n, seed=1)
+        t_sparse, sparse = timed(lambda: sinkhorn_newton_sparse(C, a, b, 1200.0, sparsity=5 * n, tol=2e-15,
+                                                                on_failure="ignore"))
+        t_dense, dense = timed(lambda: sinkhorn_newton_sparse(C, a, b, 1200.0, sparsity=n * n, tol=2e-15,
+                                                              on_failure="ignore"))
+        out[str(n)] = {"sparse_s": t_sparse, "dense_s": t_dense, "sparse_over_dense": t_sparse / t_dense,
+                       "newton_sparse": sparse.n_newton, "newton_dense": dense.n_newton,
+                       "both_converged": sparse.converged and dense.converged}
+    return out
 
 
 def compare_pdhg(n: int, omega: float, repeat: int) -> dict:
@@ -127,11 +145,12 @@ def main() -> None:
     report["eta1200_sns_machine_accuracy"] = {"seconds": t, "iterations": full.n_iter, "newton": full.n_newton,
                                               "g1": full.marginal_error}
     per_step = {}
-    for label, k in (("sparse_k5n", None), ("dense", n * n)):
+    for label, k in (("sparse_k5n", 5 * n), ("dense", n * n)):
         t, res = timed(lambda: sinkhorn_newton_sparse(C, a, b, 1200.0, sparsity=k, tol=2e-15, on_failure="ignore"))
         per_step[label] = {"seconds": t, "newton": res.n_newton, "g1": res.marginal_error,
                            "direct_solves": res.n_direct_solves}
     report["sparse_vs_dense_newton"] = per_step
+    report["sparse_over_dense_time_by_n"] = crossover((200,) if args.quick else (200, 500, 1000, 1400))
     _write(report, args.out)
 
 

@@ -107,6 +107,8 @@ def train_one(variant: str, seed: int, cfg: Config, data, epochs: int) -> dict[s
     adam = torch.optim.Adam(euclid, lr=cfg.lr)
     riemann = BuresWassersteinSGD(spd_params, lr=cfg.spd_lr) if spd_params else None
     loss_fn = nn.CrossEntropyLoss()
+    learned_metric = isinstance(model.bn, GBWBatchNorm) and model.bn.metric == "learn"
+    metric_range = [float("inf"), float("-inf")]  # extreme eigenvalues of M seen after any step
     start = time.perf_counter()
     try:
         for _ in range(epochs):
@@ -125,9 +127,13 @@ def train_one(variant: str, seed: int, cfg: Config, data, epochs: int) -> dict[s
                 if riemann is not None:
                     riemann.step()
                 model.bimap.orthonormalize()
+                if learned_metric:
+                    eig = torch.linalg.eigvalsh(model.bn.metric_tensor())
+                    metric_range = [min(metric_range[0], float(eig[0])), max(metric_range[1], float(eig[-1]))]
     except ValueError as err:  # an SPD parameter or activation left the cone: a diverged run, recorded as such
         return {"test_acc": float("nan"), "test_acc_batch_stats": float("nan"), "eval_fold_fraction": float("nan"),
-                "seconds": time.perf_counter() - start, "diverged": 1.0, "error": str(err)[:120]}
+                "seconds": time.perf_counter() - start, "diverged": 1.0, "error": str(err)[:120],
+                **_metric_range_row(learned_metric, metric_range)}
     model.eval()
     with torch.no_grad():
         test_acc = float((model(X_test).argmax(1) == y_test).double().mean())
@@ -135,7 +141,12 @@ def train_one(variant: str, seed: int, cfg: Config, data, epochs: int) -> dict[s
         model.train()  # batch statistics of the whole test set (updates running stats; the model is discarded)
         batch_acc = float((model(X_test).argmax(1) == y_test).double().mean()) if model.bn is not None else test_acc
     return {"test_acc": test_acc, "test_acc_batch_stats": batch_acc, "eval_fold_fraction": fold,
-            "seconds": time.perf_counter() - start, "diverged": 0.0}
+            "seconds": time.perf_counter() - start, "diverged": 0.0, **_metric_range_row(learned_metric, metric_range)}
+
+
+def _metric_range_row(learned_metric: bool, metric_range: list[float]) -> dict[str, float]:
+    lo, hi = metric_range if learned_metric else (float("nan"), float("nan"))
+    return {"metric_eig_min": lo, "metric_eig_max": hi}
 
 
 @experiment("ot/gbwbn-digits", config=Config, tags=("ot",),
@@ -155,11 +166,14 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
         for seed in seeds:
             row = train_one(variant, seed, cfg, data, epochs)
             results[variant].append(row)
+            m_range = (f", eig(M) in [{row['metric_eig_min']:.3g}, {row['metric_eig_max']:.3g}]"
+                       if row["metric_eig_min"] == row["metric_eig_min"] else "")
             if row["diverged"]:
-                ctx.log(f"  {variant} seed {seed}: DIVERGED after {row['seconds']:.1f} s ({row['error']})")
+                ctx.log(f"  {variant} seed {seed}: DIVERGED after {row['seconds']:.1f} s ({row['error']}){m_range}")
                 continue
-            ctx.log(f"  {variant} seed {seed}: test {row['test_acc']:.3f} (batch stats {row['test_acc_batch_stats']:.3f})"
-                    f", eval fold fraction {row['eval_fold_fraction']:.3f}, {row['seconds']:.1f} s")
+            ctx.log(f"  {variant} seed {seed}: test {row['test_acc']:.3f} "
+                    f"(batch stats {row['test_acc_batch_stats']:.3f})"
+                    f", eval fold fraction {row['eval_fold_fraction']:.3f}, {row['seconds']:.1f} s{m_range}")
     out: dict[str, float] = {"condition_median": float(cond.median())}
     for variant, rows in results.items():
         # A diverged run counts as chance (0.1) in the mean and as collapsed: dropping it would flatter the variant.
@@ -169,9 +183,17 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
         out[f"{variant}/test_acc_min"] = float(acc.min())
         out[f"{variant}/collapsed_runs"] = float((acc < 0.3).sum())
         out[f"{variant}/diverged_runs"] = float(sum(r["diverged"] for r in rows))
-        out[f"{variant}/test_acc_batch_stats_mean"] = float(np.nanmean([r["test_acc_batch_stats"] for r in rows]))
-        out[f"{variant}/fold_fraction_mean"] = float(np.nanmean([r["eval_fold_fraction"] for r in rows]))
+        batch_stats = [r["test_acc_batch_stats"] for r in rows if not r["diverged"]]
+        if batch_stats:
+            out[f"{variant}/test_acc_batch_stats_mean"] = float(np.mean(batch_stats))
+        folds = [r["eval_fold_fraction"] for r in rows if r["eval_fold_fraction"] == r["eval_fold_fraction"]]
+        if folds:  # GBW/BW batch norms only (no fold for no BN / AIRM, or when every run diverged)
+            out[f"{variant}/fold_fraction_mean"] = float(np.mean(folds))
         out[f"{variant}/seconds_per_run"] = float(np.mean([r["seconds"] for r in rows]))
+        eig_lo = [r["metric_eig_min"] for r in rows if np.isfinite(r["metric_eig_min"])]  # learned M, >= 1 step
+        eig_hi = [r["metric_eig_max"] for r in rows if np.isfinite(r["metric_eig_max"])]
+        if eig_lo and eig_hi:
+            out[f"{variant}/metric_eig_min"], out[f"{variant}/metric_eig_max"] = min(eig_lo), max(eig_hi)
     _plot(ctx, results)
     ctx.save_arrays("runs", **{f"{v}/test_acc": [r["test_acc"] for r in rows] for v, rows in results.items()})
     return out

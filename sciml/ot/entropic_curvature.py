@@ -70,8 +70,9 @@ def wavenumbers(shape: tuple[int, ...], box: tuple[float, ...], dtype, device) -
     ks = []
     d = len(shape)
     for axis, (n, L) in enumerate(zip(shape, box)):
-        freq = torch.fft.rfftfreq(n, d=L / n) if axis == d - 1 else torch.fft.fftfreq(n, d=L / n)
-        k = (2 * math.pi * freq).to(dtype=dtype, device=device)
+        # In float64 whatever torch's default dtype: float32 frequencies cost 4e-8 relative in K (measured).
+        fftfreq = torch.fft.rfftfreq if axis == d - 1 else torch.fft.fftfreq
+        k = (2 * math.pi * fftfreq(n, d=L / n, dtype=torch.float64)).to(dtype=dtype, device=device)
         ks.append(k.reshape([-1 if a == axis else 1 for a in range(d)]))
     return ks
 

@@ -5,8 +5,11 @@ Reference:
     Newton Iterations", ICLR 2024, arXiv 2401.12253, Algorithm 1.
 
 Differs from the reference (details the paper leaves open or that we had to fix, spec §2.3/§2.7):
-    - sparsity is a count ``k`` of plan entries kept (default 5 max(n, m); the spec measured k = 2n to converge only
-      linearly), not a density fraction;
+    - sparsity is a count ``k`` of plan entries kept (5 max(n, m) by default above n + m = 1500; the spec measured
+      k = 2n to converge only linearly), not a density fraction; below that size the dense Hessian with a
+      Cholesky solve is faster on a CPU (measured crossover, DENSE_NEWTON_MAX_SIZE) and is the default;
+    - when Sinkhorn's own observed rate after the warm start reaches tol within n_sinkhorn more sweeps (small
+      eta), SNS finishes with sweeps (SINKHORN_FINISH);
     - the diagonal blocks come from the FULL plan (keeps the matrix diagonally dominant, hence PSD);
     - the gauge ``y_last = 0`` removes the null vector (1, -1): CG solves an SPD system of size n + m - 1, with a
       Jacobi preconditioner;
@@ -44,6 +47,29 @@ CG_RTOL = 1e-11
 MAX_DIRECT = 3000
 # Above this fraction of kept entries the masked dense matrix is cheaper than scatter/gather.
 DENSE_FRACTION = 0.25
+# sparsity=None picks the dense Hessian (k = n m, Cholesky solve) up to this n + m, the sparse k = 5 max(n, m)
+# above. Measured crossover (benchmarks/bench_ot.py: random assignment, eta = 1200, ||g||_1 <= 2e-15, float64,
+# 1 CPU thread, load 5-7, two runs): sparse/dense wall time 4.5-5.4 at n = m = 200, 1.45-1.47 at 500, 0.83-1.10
+# at 1000 (a tie), 0.57-0.64 at 1400. The dense solve grows as (n + m)^3, sparse CG as (n + m) k per iteration;
+# multithreaded BLAS or a GPU would move the crossover up.
+DENSE_NEWTON_MAX_SIZE = 1500
+# After the warm start, when Sinkhorn's observed linear rate (over RATE_WINDOW sweeps) reaches tol within
+# SINKHORN_FINISH x n_sinkhorn more sweeps, SNS finishes with sweeps instead of Newton steps. Measured at n = 500,
+# eta = 100 (benchmarks/bench_ot.py): POT converged in 30 sweeps, while SNS's 20 sweeps + 12 Newton steps cost
+# about as much as 30 sweeps; at eta = 1200 the predicted count is in the thousands and Newton runs as before.
+RATE_WINDOW = 5
+SINKHORN_FINISH = 1.0
+
+
+def _sinkhorn_sweeps_to_tol(history: list[float], tol: float) -> float:
+    """Sweeps Sinkhorn still needs to reach ``tol`` at the linear rate observed over its last RATE_WINDOW sweeps
+    (``history`` = ||g||_1 before each sweep and after the last); inf when too short or not contracting."""
+    if len(history) <= RATE_WINDOW or not history[-1] > 0:
+        return 0.0 if history and history[-1] <= tol else math.inf
+    rate = (history[-1] / history[-1 - RATE_WINDOW]) ** (1.0 / RATE_WINDOW)
+    if not 0 < rate < 1:
+        return math.inf
+    return max(0.0, math.log(tol / history[-1]) / math.log(rate))
 
 
 def _dual_value(problem: Problem, P: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -119,8 +145,10 @@ def sinkhorn_newton_sparse(C, a, b, eta: float = 1200.0, *, n_sinkhorn: int = 20
         eta: inverse regularisation > 0 (paper: 1200; POT's reg = 1/eta).
         n_sinkhorn: warm-start Sinkhorn sweeps N1 (>= 0).
         max_newton: Newton-step budget N2.
-        sparsity: k, plan entries kept in the off-diagonal Hessian blocks (default 5 max(n, m), capped at n m);
-            doubled, up to dense, after a Newton step that fails to halve ||g||_1.
+        sparsity: k, plan entries kept in the off-diagonal Hessian blocks, capped at n m; doubled, up to dense,
+            after a Newton step that fails to halve ||g||_1. None: the dense Hessian when n + m <=
+            DENSE_NEWTON_MAX_SIZE (1500, below the measured crossover on one CPU thread), else the paper's sparse
+            k = 5 max(n, m). Pass ``5 * max(n, m)`` to run the paper's sparse algorithm at any size.
         tol: bound on ``||a - P1||_1 + ||b - P^T 1||_1``.
         on_failure: "warn" (ConvergenceWarning), "raise" or "ignore" when tol is not reached.
 
@@ -135,7 +163,7 @@ def sinkhorn_newton_sparse(C, a, b, eta: float = 1200.0, *, n_sinkhorn: int = 20
     problem = check_problem(C, a, b, eta)
     n, m = problem.C.shape
     if sparsity is None:
-        k = 5 * max(n, m)
+        k = n * m if n + m <= DENSE_NEWTON_MAX_SIZE else 5 * max(n, m)
     elif isinstance(sparsity, bool) or not isinstance(sparsity, int) or sparsity < 1:
         raise ValueError(f"sparsity (number of plan entries kept) must be a positive int or None, got {sparsity!r}")
     else:
@@ -146,6 +174,12 @@ def sinkhorn_newton_sparse(C, a, b, eta: float = 1200.0, *, n_sinkhorn: int = 20
     history: list[float] = []
     x, y, sweeps, err = sinkhorn_sweeps(problem, torch.zeros_like(problem.a), torch.zeros_like(problem.b),
                                         n_sinkhorn, tol, history)
+    more = _sinkhorn_sweeps_to_tol(history, tol)
+    if 0 < more <= SINKHORN_FINISH * max(n_sinkhorn, 1):
+        # Sinkhorn alone is contracting fast (small eta): finishing with sweeps is cheaper than Newton steps.
+        history.pop()
+        x, y, done, err = sinkhorn_sweeps(problem, x, y, math.ceil(1.5 * more) + 2, tol, history)
+        sweeps += done
     history.pop()  # re-measured below on the exact plan
     shift = y[-1]
     x, y = x + shift, y - shift  # gauge y_last = 0; same plan

@@ -64,7 +64,7 @@ def test_sns_and_sinkhorn_reach_the_same_optimum():
 def test_r1_paper_instance_converges_in_few_newton_steps():
     """Spec §2.6 R1 (paper's Table 1 setting, seed 1): ||g||_1 <= 2e-15 within 15 Newton steps (spec measured 13)."""
     C, a, b = random_problem(500, 500, seed=1, uniform=True)
-    sns = sinkhorn_newton_sparse(C, a, b, 1200.0, n_sinkhorn=20, tol=2e-15)
+    sns = sinkhorn_newton_sparse(C, a, b, 1200.0, n_sinkhorn=20, sparsity=5 * 500, tol=2e-15)
     assert sns.status is Status.CONVERGED and sns.marginal_error <= 2e-15
     assert sns.n_newton <= 15 and sns.n_sinkhorn == 20
 
@@ -72,7 +72,7 @@ def test_r1_paper_instance_converges_in_few_newton_steps():
 def test_sns_needs_far_fewer_iterations_than_sinkhorn_at_large_eta():
     """Spec §2.6 at n = 200: capped 2,000 Sinkhorn sweeps stay >= 1e6 x worse, with >= 50x more iterations."""
     C, a, b = random_problem(200, 200, seed=1, uniform=True)
-    sns = sinkhorn_newton_sparse(C, a, b, 1200.0, tol=1e-14)
+    sns = sinkhorn_newton_sparse(C, a, b, 1200.0, sparsity=5 * 200, tol=1e-14)
     assert sns.status is Status.CONVERGED
     capped = sinkhorn(C, a, b, 1200.0, tol=1e-14, max_iter=2000, on_failure="ignore")
     assert capped.status is Status.MAX_ITER
@@ -188,7 +188,7 @@ def test_large_eta_plan_matches_regot_safe_sparse_newton_and_our_dense_newton():
     """eta = 1200 is out of reach for Sinkhorn; oracles: RegOT's SSNS (C++ peer) and the dense-Hessian Newton."""
     regot = pytest.importorskip("regot")
     C, a, b = random_problem(150, 150, seed=4, uniform=True)
-    ours = sinkhorn_newton_sparse(C, a, b, 1200.0, tol=1e-14)
+    ours = sinkhorn_newton_sparse(C, a, b, 1200.0, sparsity=5 * 150, tol=1e-14)
     dense = sinkhorn_newton_sparse(C, a, b, 1200.0, sparsity=150 * 150, tol=1e-14)
     peer = regot.sinkhorn_ssns(C.numpy(), a.numpy(), b.numpy(), 1 / 1200.0, tol=1e-13, max_iter=500)
     assert ours.status is Status.CONVERGED and dense.status is Status.CONVERGED
@@ -256,3 +256,29 @@ def test_r2_digits_pair_converges_through_the_damped_phase():
     assert np.abs(result.plan.numpy() - peer.plan).max() <= 1e-10
     exact = float(ot.emd2(a, b, C))
     assert 0.0 <= result.cost - exact <= math.log(len(a) * len(b)) / 1200.0
+
+
+def test_default_sparsity_is_dense_below_the_measured_crossover_and_sparse_above(monkeypatch):
+    import sciml.ot.sns as sns_module
+
+    C, a, b = random_problem(60, 40, seed=2, uniform=True)
+    dense = sinkhorn_newton_sparse(C, a, b, 1200.0, tol=1e-13)
+    assert dense.sparsity_history[0] == 60 * 40 and dense.n_direct_solves == dense.n_newton > 0
+    monkeypatch.setattr(sns_module, "DENSE_NEWTON_MAX_SIZE", 99)  # n + m = 100 is now above the crossover
+    sparse = sinkhorn_newton_sparse(C, a, b, 1200.0, tol=1e-13)
+    assert sparse.sparsity_history[0] == 5 * 60
+    assert dense.converged and sparse.converged
+    assert (dense.plan - sparse.plan).abs().max() <= 1e-12
+
+
+def test_fast_sinkhorn_regime_finishes_with_sweeps_and_keeps_the_plan():
+    """Small eta: Sinkhorn contracts fast, so SNS finishes with sweeps (its observed rate predicts <= n_sinkhorn
+    more) rather than Newton steps; the plan still equals plain Sinkhorn's."""
+    C, a, b = random_problem(80, 80, seed=3, uniform=True)
+    plain = sinkhorn(C, a, b, 20.0, tol=1e-14)
+    sns = sinkhorn_newton_sparse(C, a, b, 20.0, n_sinkhorn=20, tol=1e-14)
+    assert plain.converged and sns.converged and plain.n_sinkhorn <= 40  # the regime: Sinkhorn alone is fast
+    assert sns.n_newton == 0 and sns.n_sinkhorn > 20
+    assert (sns.plan - plain.plan).abs().max() <= 1e-14
+    slow = sinkhorn_newton_sparse(C, a, b, 1200.0, n_sinkhorn=20, tol=1e-14)
+    assert slow.converged and slow.n_newton > 0  # large eta: the predicted sweep count is far too high
