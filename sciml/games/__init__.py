@@ -2,6 +2,7 @@
 quantum_games.md part B).
 
 * :func:`sgn_margin`, :func:`sgn_matrix`, :func:`optimal_weights`, :func:`two_player_band`: the N x N SGN algebra.
+* :func:`lmi_weights`: the same weights by LMI bisection (cvxpy, optional).
 * :func:`certify_linear` (F = Hx) and :func:`certify` (torch pseudo-gradient on a :class:`Box` or sample points) ->
   :class:`Certificate` with ``.weights .alpha .beta .h_euler .h_rk4``.
 * :func:`gradient_play` (Euler / RK4), :func:`stability_threshold`, :func:`euler_threshold` (ground truth for steps).
@@ -13,13 +14,15 @@ from sciml.games.certify import (Box, Certificate, block_bounds, certificate_fro
                                  euclidean_margin, weighted_lipschitz, weighted_margin)
 from sciml.games.dynamics import (PlayResult, euler_threshold, gradient_play, rk4_amplification, spectral_radius,
                                   stability_threshold, step_matrix)
+from sciml.games.lmi import LMIWeights, lmi_weights
 from sciml.games.markov import (FisherCertificate, PolicyGradientRun, TabularMarkovGame, coordination_game,
                                 fisher_certificate, policy_gradient)
 from sciml.games.sgn import (TimescaleBand, Weights, comparison_matrix, optimal_weights, ratio_margins, sgn_margin,
                              sgn_matrix, small_gain_ratio, two_player_band, warm_start_weights)
 
 __all__ = [
-    "Box", "Certificate", "FisherCertificate", "PlayResult", "PolicyGradientRun", "TabularMarkovGame", "TimescaleBand",
+    "Box", "Certificate", "FisherCertificate", "LMIWeights", "lmi_weights",
+    "PlayResult", "PolicyGradientRun", "TabularMarkovGame", "TimescaleBand",
     "Weights", "block_bounds", "certificate_from_jacobians", "certify", "certify_linear", "comparison_matrix",
     "coordination_game", "euclidean_margin", "euler_threshold", "fisher_certificate", "gradient_play",
     "optimal_weights", "policy_gradient", "ratio_margins", "rk4_amplification", "sgn_margin", "sgn_matrix",

@@ -24,7 +24,7 @@ import torch
 
 from sciml.core import Result, Status
 
-WEIGHT_METHODS = ("auto", "closed_form", "perron", "warm_start", "nelder_mead")
+WEIGHT_METHODS = ("auto", "closed_form", "perron", "warm_start", "nelder_mead", "lmi")
 
 
 def _as_float64(x, name: str) -> torch.Tensor:
@@ -171,7 +171,8 @@ def optimal_weights(mu, L, method: str = "auto") -> Weights:
         method: "auto" (closed form for N = 2, Perron vectors for N > 2, Nelder-Mead from the M-matrix warm start
             when the couplings are reducible and the Perron weights are not all positive), "closed_form" (N = 2),
             "perron", "warm_start" (the certified M-matrix start, not optimal) or "nelder_mead" (log-weights,
-            started at the warm start or at w = 1 when the small-gain condition fails).
+            started at the warm start or at w = 1 when the small-gain condition fails) or "lmi" (bisection on the
+            LMI C(w) - 2 alpha D >= 0 with cvxpy, :func:`sciml.games.lmi.lmi_weights`; optional dependency).
     """
     if method not in WEIGHT_METHODS:
         raise ValueError(f"method must be one of {WEIGHT_METHODS}, got {method!r}")
@@ -195,6 +196,9 @@ def optimal_weights(mu, L, method: str = "auto") -> Weights:
             method = "nelder_mead"   # reducible couplings: the supremum may be approached but not attained
     elif method == "warm_start":
         w = warm_start_weights(mu, L)
+    elif method == "lmi":
+        from sciml.games.lmi import lmi_weights   # cvxpy is optional: import only when asked for
+        w = lmi_weights(mu, L).weights
     if method == "nelder_mead":
         try:
             w0 = warm_start_weights(mu, L)

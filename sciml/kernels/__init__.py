@@ -6,7 +6,7 @@
 * :mod:`sciml.kernels.rmt`: semicircle / Marchenko-Pastur checks (spec 2.2.7).
 * ``NNGPKernel``, ``NTKKernel``: gpytorch kernels (gpytorch imported only when these names are used).
 
-* :func:`cnn_kernel` (1-D / 2-D, circular / same padding, GAP / flatten readout; :class:`FiniteCNN`) and
+* :func:`cnn_kernel` (1-D / 2-D, circular / same / valid padding, strides, GAP / flatten readout; :class:`FiniteCNN`) and
   :func:`rnn_kernel` (Elman, last-state readout; :class:`FiniteRNN`): spec 2.2.4-2.2.5.
 """
 

@@ -134,8 +134,31 @@ def test_bad_input_is_rejected(mu, L, w, match):
 
 def test_other_bad_inputs():
     with pytest.raises(ValueError, match="method"):
-        optimal_weights(MU2, L2, method="lmi")
+        optimal_weights(MU2, L2, method="sdp")
     with pytest.raises(ValueError, match="two players"):
         two_player_band([1, 1, 1], torch.zeros(3, 3))
     with pytest.raises(TypeError):
         sgn_margin("abc", L2, [1, 1])
+
+
+def test_lmi_bisection_agrees_with_the_closed_form_perron_weights_and_nelder_mead():
+    pytest.importorskip("cvxpy")
+    from sciml.games import lmi_weights
+    two = lmi_weights([1.0, 1.0], [[0.0, 10.0], [0.05, 0.0]])        # B3 2-D game: r* = 200, alpha = 1 - sqrt(1/2)
+    assert two.status == Status.CONVERGED
+    assert abs(two.alpha - (1 - math.sqrt(0.5))) < 1e-9 and abs(two.weights[1] / two.weights[0] - 200) < 0.05
+    g = torch.Generator().manual_seed(7)
+    for n, gain in ((3, 0.7), (5, 0.9), (4, 1.3)):                    # gain 1.3: not certifiable, sup < 0
+        mu = 0.5 + torch.rand(n, generator=g, dtype=torch.float64)
+        L = torch.rand(n, n, generator=g, dtype=torch.float64) * (1 - torch.eye(n, dtype=torch.float64))
+        L = L * gain / small_gain_ratio(mu, L)
+        perron, nm = optimal_weights(mu, L), optimal_weights(mu, L, method="nelder_mead")
+        lmi = lmi_weights(mu, L)
+        assert lmi.status == Status.CONVERGED
+        assert lmi.bracket[0] <= perron.alpha_sup <= lmi.bracket[1] + 1e-6      # bracket[1]: SDP accuracy
+        assert abs(lmi.alpha - perron.alpha) < 1e-8 and abs(lmi.alpha - nm.alpha) < 1e-8
+        assert (lmi.alpha > 0) == (gain < 1)
+        assert torch.allclose(lmi.weights, perron.weights, atol=1e-3)   # flat optimum: weights to ~sqrt(tol)
+        assert abs(optimal_weights(mu, L, method="lmi").alpha - perron.alpha) < 1e-8
+    with pytest.raises(ValueError, match="tol"):
+        lmi_weights([1.0, 1.0], [[0.0, 1.0], [0.5, 0.0]], tol=0.0)

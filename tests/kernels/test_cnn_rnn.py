@@ -9,18 +9,21 @@ import math
 import pytest
 import torch
 
-from sciml.kernels import (FiniteCNN, FiniteRNN, cnn_kernel, mlp_kernel,
+from sciml.kernels import (FiniteCNN, FiniteRNN, cnn_kernel, empirical_ntk, mlp_kernel,
                            relative_frobenius, rnn_kernel, width_sweep)
 from sciml.kernels.dual import resolve_activation
 
 
-def _shift_matrix(P: int, delta: int, circular: bool) -> torch.Tensor:
-    S = torch.zeros(P, P, dtype=torch.float64)
-    for p in range(P):
-        q = p + delta
-        if circular:
-            S[p, q % P] = 1.0
-        elif 0 <= q < P:
+def _tap_matrix(size: int, tap: int, k: int, padding: str, stride: int) -> torch.Tensor:
+    """(P_out, P_in) 0/1 matrix of filter tap ``tap``, built by a plain loop over output positions."""
+    pad = 0 if padding == "valid" else k // 2
+    n_out = (size + 2 * pad - k) // stride + 1
+    S = torch.zeros(n_out, size, dtype=torch.float64)
+    for p in range(n_out):
+        q = stride * p + tap - pad
+        if padding == "circular":
+            S[p, q % size] = 1.0
+        elif 0 <= q < size:
             S[p, q] = 1.0
     return S
 
@@ -30,30 +33,33 @@ def _joint_v(V, Sigma):
     return V(d[:, None], Sigma, d[None, :])
 
 
-def brute_cnn(X, depth, k, padding, readout, activation, sw, sb):
-    """Dense recursion on the (n P) x (n P) joint covariance with explicit shift (convolution) matrices."""
+def brute_cnn(X, depth, k, padding, readout, activation, sw, sb, stride=1):
+    """Dense recursion on the (n P) x (n P) joint covariance with explicit tap (convolution) matrices."""
     _, V = resolve_activation(activation)
-    n, space, C = X.shape[0], X.shape[1:-1], X.shape[-1]
-    P = math.prod(space)
-    half = k // 2
-    shifts = []
-    for delta in itertools.product(range(-half, half + 1), repeat=len(space)):
-        S = torch.ones(1, 1, dtype=torch.float64)
-        for size, d in zip(space, delta):
-            S = torch.kron(S, _shift_matrix(size, d, padding == "circular"))
-        shifts.append(torch.kron(torch.eye(n, dtype=torch.float64), S))
+    n, space, C = X.shape[0], list(X.shape[1:-1]), X.shape[-1]
 
     def conv(M):
-        return sum(S @ M @ S.T for S in shifts) / len(shifts)
+        taps = []
+        for tap in itertools.product(range(k), repeat=len(space)):
+            S = torch.ones(1, 1, dtype=torch.float64)
+            for size, t in zip(space, tap):
+                S = torch.kron(S, _tap_matrix(size, t, k, padding, stride))
+            taps.append(torch.kron(torch.eye(n, dtype=torch.float64), S))
+        out = sum(S @ M @ S.T for S in taps) / len(taps)
+        space[:] = [_tap_matrix(size, 0, k, padding, stride).shape[0] for size in space]
+        return out
 
-    x = X.reshape(n * P, C).to(torch.float64)
+    x = X.reshape(n * math.prod(space), C).to(torch.float64)
     K = sw ** 2 * conv(x @ x.T / C) + sb ** 2
     Theta = K
     for _ in range(depth - 1):
         v_phi, v_der = _joint_v(V, K)
+        shape = list(space)
         K_new = sw ** 2 * conv(v_phi) + sb ** 2
+        space[:] = shape
         Theta = K_new + sw ** 2 * conv(v_der * Theta)
         K = K_new
+    P = math.prod(space)
     v_phi, v_der = _joint_v(V, K)
     if readout == "gap":
         A = torch.kron(torch.eye(n, dtype=torch.float64), torch.ones(1, P, dtype=torch.float64) / P)
@@ -107,6 +113,42 @@ def test_cnn_kernel_equals_the_dense_shift_matrix_recursion(space, padding, read
         assert torch.allclose(out.ntk, ntk, rtol=1e-6, atol=1e-10)    # ReLU's arccos is ill-conditioned at c = 1
 
 
+@pytest.mark.parametrize("space, padding, stride, k", [
+    ((9,), "valid", 1, 3), ((9,), "valid", 2, 2), ((8,), "valid", 3, 3), ((8,), "same", 2, 3), ((7,), "circular", 2, 3),
+    ((5, 4), "valid", 1, 2), ((5, 6), "valid", 2, 3), ((5, 4), "same", 2, 3), ((4, 5), "circular", 3, 3)])
+@pytest.mark.parametrize("readout", ["gap", "flatten"])
+def test_valid_padding_and_strides_equal_the_dense_tap_matrix_recursion(space, padding, stride, k, readout):
+    g = torch.Generator().manual_seed(10)
+    X = torch.randn(3, *space, 2, generator=g, dtype=torch.float64)
+    for depth, activation in ((1, "relu"), (2, "relu"), (2, "erf")):
+        try:
+            out = cnn_kernel(X, depth=depth, filter_size=k, padding=padding, readout=readout, activation=activation,
+                             sigma_w=1.3, sigma_b=0.2, stride=stride)
+        except ValueError as err:       # too few positions left for a second valid layer
+            assert "at least filter_size" in str(err)
+            continue
+        nngp, ntk = brute_cnn(X, depth, k, padding, readout, activation, 1.3, 0.2, stride=stride)
+        assert torch.allclose(out.nngp, nngp, rtol=1e-10, atol=1e-12)
+        assert torch.allclose(out.ntk, ntk, rtol=1e-6, atol=1e-10)
+
+
+def test_valid_and_strided_kernels_are_what_wide_networks_converge_to():
+    """Width 32 -> 512 shrinks the single-network errors, and at width 512 the empirical kernels are closer to
+    the strided / valid kernel than to the stride-1 circular one (a kernel that ignored the stride would fail)."""
+    g = torch.Generator().manual_seed(11)
+    for space, extra in (((9,), dict(padding="valid", stride=2, filter_size=3, readout="flatten")),
+                         ((6, 6), dict(padding="same", stride=2, filter_size=3, readout="gap"))):
+        X = torch.randn(4, *space, 2, generator=g, dtype=torch.float64)
+        settings = dict(depth=2, activation="relu", sigma_w=math.sqrt(2.0), sigma_b=0.1, **extra)
+        exact = cnn_kernel(X, **settings)
+        sweep = width_sweep(_cnn_net(X, **settings), X, exact.nngp, exact.ntk, (32, 512), 4)
+        assert sweep.ntk_errors.mean(1)[1] < 0.5 * sweep.ntk_errors.mean(1)[0]
+        assert sweep.nngp_errors.mean(1)[1] < 0.5 * sweep.nngp_errors.mean(1)[0]
+        plain = cnn_kernel(X, **{**settings, "padding": "circular", "stride": 1})
+        empirical = empirical_ntk(_cnn_net(X, **settings)(512, torch.Generator().manual_seed(0)), X)
+        assert relative_frobenius(empirical, exact.ntk) < 0.5 * relative_frobenius(empirical, plain.ntk)
+
+
 def test_cnn_cross_kernel_is_the_block_of_the_joint_kernel_and_filter_one_is_an_mlp():
     g = torch.Generator().manual_seed(1)
     X1, X2 = torch.randn(3, 6, 2, generator=g, dtype=torch.float64), torch.randn(2, 6, 2, generator=g, dtype=torch.float64)
@@ -158,7 +200,7 @@ def test_single_step_rnn_is_a_one_hidden_layer_mlp():
 
 def _cnn_net(X, **settings):
     space = X.shape[1:-1]
-    return lambda width, gen: FiniteCNN(X.shape[-1], width, spatial_dims=len(space), n_positions=math.prod(space),
+    return lambda width, gen: FiniteCNN(X.shape[-1], width, spatial_dims=len(space), spatial_shape=tuple(space),
                                         generator=gen, **settings)
 
 
@@ -224,7 +266,15 @@ def test_bad_input():
     with pytest.raises(ValueError, match="odd"):
         cnn_kernel(X, filter_size=2)
     with pytest.raises(ValueError, match="padding"):
-        cnn_kernel(X, padding="valid")
+        cnn_kernel(X, padding="reflect")
+    with pytest.raises(ValueError, match="stride"):
+        cnn_kernel(X, stride=0)
+    with pytest.raises(ValueError, match="stride"):
+        cnn_kernel(X, stride=1.5)
+    with pytest.raises(ValueError, match="at least filter_size"):
+        cnn_kernel(X, padding="valid", filter_size=3, depth=3)          # 6 -> 4 -> 2 positions: layer 3 gets 2
+    with pytest.raises(ValueError, match="at least filter_size"):
+        FiniteCNN(2, 8, padding="valid", filter_size=7, readout="flatten", spatial_shape=(6,))
     with pytest.raises(ValueError, match="readout"):
         cnn_kernel(X, readout="max")
     with pytest.raises(ValueError, match="depth"):
@@ -249,5 +299,5 @@ def test_bad_input():
         rnn_kernel(bad)
     with pytest.raises(ValueError, match="sigma_v"):
         rnn_kernel(X, sigma_v=float("inf"))
-    with pytest.raises(ValueError, match="n_positions"):
+    with pytest.raises(ValueError, match="spatial_shape"):
         FiniteCNN(2, 8, readout="flatten")

@@ -97,3 +97,22 @@ def test_follows_cuda_device():
     assert torch.allclose(out.ntk.cpu().double(), ref.ntk, rtol=1e-5)
     net = FiniteMLP(5, 64, depth=2, generator=torch.Generator(device="cuda").manual_seed(0), device="cuda")
     assert empirical_ntk(net, X.double()).device == X.device
+
+
+def test_width_sweep_groups_average_the_per_draw_errors_of_the_same_networks():
+    from sciml.kernels import width_sweep
+    X = torch.randn(8, 3, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    settings = dict(depth=1, sigma_w=1.3, sigma_b=0.1)
+
+    def make(width, gen):
+        return FiniteMLP(3, width, generator=gen, **settings)
+
+    def sweep(Xs, groups=1):
+        exact = mlp_kernel(Xs, **settings)
+        return width_sweep(make, Xs, exact.nngp, exact.ntk, (16, 32), 2, groups=groups)
+
+    both, first, second = sweep(X, groups=2), sweep(X[:4]), sweep(X[4:])
+    assert abs(both.ntk_errors - (first.ntk_errors + second.ntk_errors) / 2).max() < 1e-12
+    assert abs(both.nngp_errors - (first.nngp_errors + second.nngp_errors) / 2).max() < 1e-12
+    with pytest.raises(ValueError, match="groups"):
+        sweep(X, groups=3)
