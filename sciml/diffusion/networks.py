@@ -73,7 +73,8 @@ class TrainResult(Result):
 
 
 def train_eps_model(model: nn.Module, data: torch.Tensor, schedule, steps: int = 6000, batch_size: int = 256,
-                    lr: float = 1e-3, ema: float = 0.999, generator: torch.Generator | None = None) -> TrainResult:
+                    lr: float = 1e-3, ema: float = 0.999, generator: torch.Generator | None = None,
+                    lr_schedule: str = "constant", warmup: int = 0) -> TrainResult:
     """Train ``model`` with the DDPM noise-prediction loss on a discrete schedule (Adam, EMA of weights).
 
     Args:
@@ -83,6 +84,10 @@ def train_eps_model(model: nn.Module, data: torch.Tensor, schedule, steps: int =
         steps, batch_size, lr, ema: the spec's digits settings (6000, 256, 1e-3, 0.999); the EMA decay is
             warmed up as ``min(ema, (1 + k) / (10 + k))`` at step k (as diffusers' ``EMAModel``).
         generator: draws the batches, times and noise (on ``data``'s device).
+        lr_schedule: ``"constant"`` or ``"cosine"`` (decay from ``lr`` to 0 over ``steps``, after ``warmup``
+            linear warm-up steps): a short CPU run ends at a low lr, where the weights settle instead of
+            jittering at the Adam noise level of a constant lr.
+        warmup: linear warm-up steps (0 <= warmup < steps).
 
     Returns:
         :class:`TrainResult`; status NONFINITE (with a ConvergenceWarning) if the loss became NaN.
@@ -92,6 +97,10 @@ def train_eps_model(model: nn.Module, data: torch.Tensor, schedule, steps: int =
         raise ValueError("train_eps_model needs a discrete VPSchedule (e.g. VPSchedule.ddpm_linear())")
     if steps < 1 or batch_size < 1 or not lr > 0 or not 0 <= ema < 1:
         raise ValueError(f"need steps, batch_size >= 1, lr > 0, 0 <= ema < 1; got {steps}, {batch_size}, {lr}, {ema}")
+    if lr_schedule not in ("constant", "cosine"):
+        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
+    if not 0 <= warmup < steps:
+        raise ValueError(f"warmup must be in [0, steps), got {warmup} with steps = {steps}")
     check_generator(generator, data.device)
     acp = torch.tensor(schedule.alphas_cumprod, dtype=data.dtype, device=data.device)
     T = acp.shape[0]
@@ -99,6 +108,15 @@ def train_eps_model(model: nn.Module, data: torch.Tensor, schedule, steps: int =
     for p in ema_model.parameters():
         p.requires_grad_(False)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+
+    def lr_factor(k: int) -> float:
+        if k < warmup:
+            return (k + 1) / warmup
+        if lr_schedule == "constant":
+            return 1.0
+        return 0.5 * (1.0 + math.cos(math.pi * (k - warmup) / (steps - warmup)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     losses = torch.empty(steps)
     status = Status.CONVERGED
     for step in range(steps):
@@ -112,6 +130,7 @@ def train_eps_model(model: nn.Module, data: torch.Tensor, schedule, steps: int =
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        scheduler.step()
         # EMA with the usual warm-up, min(ema, (1 + k) / (10 + k)): without it a short run's EMA would still be
         # mostly the random initial weights (0.999^800 = 45 %).
         decay = min(ema, (1.0 + step) / (10.0 + step))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -13,7 +15,6 @@ from sciml.diffusion import (
     VPSchedule,
     kernel_inception_distance,
     polynomial_mmd2,
-    sample,
     train_eps_model,
     train_feature_net,
 )
@@ -114,3 +115,27 @@ def test_feature_net_learns_separable_classes(gen):
     assert res.model.features(images[:3]).shape == (3, 64)
     with pytest.raises(ValueError):
         train_feature_net(images[:, 0], labels)
+
+
+def test_cosine_lr_schedule_follows_its_closed_form(gen, monkeypatch):
+    """With lr_schedule="cosine" the lr seen at step k is lr * (k + 1) / w during a w-step warm-up, then
+    lr * (1 + cos(pi (k - w) / (n - w))) / 2: recorded from the optimiser through a hook on ``step``."""
+    c = torch.zeros(8, 1, 4, 4)
+    net = TinyUNet(base=4, generator=torch.Generator().manual_seed(0))
+    seen: list[float] = []
+    original = torch.optim.Adam.step
+
+    def recording_step(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    train_eps_model(net, c, VPSchedule.ddpm_linear(), steps=12, batch_size=4, lr=1e-2, generator=gen,
+                    lr_schedule="cosine", warmup=2)
+    expected = [1e-2 * (k + 1) / 2 for k in range(2)] + [
+        1e-2 * 0.5 * (1 + math.cos(math.pi * (k - 2) / 10)) for k in range(2, 12)]
+    assert seen == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        train_eps_model(net, c, VPSchedule.ddpm_linear(), steps=4, lr_schedule="linear")
+    with pytest.raises(ValueError, match="warmup"):
+        train_eps_model(net, c, VPSchedule.ddpm_linear(), steps=4, warmup=4)
