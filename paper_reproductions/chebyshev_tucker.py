@@ -7,9 +7,10 @@ rows are ``in-band`` at best. The authors' own data files ship in data/tensor (M
 rows run on their ``Newt_canon_{n}.mat`` CP tensors, and the Fig. 9 lattice (24x24x4, 2304 charges, n = 960) runs
 on their lattice file with the settings of ``lattice_plots.m``; there the reference is the authors' arithmetic
 (NumPy port, ``sciml.tensor.ct_reference``) run on the same file, and ours must equal it (``match``). Tables 3-5
-need the biomolecule files ``n{256..2048}_Pn{100..600}.mat``: the authors' public snapshot holds only
-``n256_Pn500.mat`` (3.4 MB, over our 1 MiB data limit, not shipped); the others are absent, so those rows stay
-paper-only. Beyond the paper: the adaptive degree on functions with a kink (``converged`` must mean error <= tol)
+need the biomolecule files of ``data/Data_256-2048``: the authors' tree lists nine (``n{256,512,1024}_Pn500``,
+``n2048_Pn{100..600}``), but their public snapshot holds the content of ``n256_Pn500.mat`` only (3.4 MB, over our
+1 MiB data limit, not shipped); the other eight blobs are absent (re-checked 2026-12-04, see data/tensor/README.md),
+so those rows stay paper-only. Beyond the paper: the adaptive degree on functions with a kink (``converged`` must mean error <= tol)
 and the Chebyshev tensor train by TT-cross in 5 and 8 dimensions (issue 13).
 """
 
@@ -108,8 +109,9 @@ def _rows() -> tuple[Row, ...]:
                               ("tab4-5/biomol-N100-600", "Tab. 4-5 (biomol_scales)",
                                "Tucker ranks vs m for N = 100..600 atoms, n = 2048")):
         rows.append(Row(key, source, what, "see the paper", None, "-", expect=None,
-                        note="the authors' biomolecule .mat files are not in their public snapshot (only "
-                             "n256_Pn500.mat, 3.4 MB, over the 1 MiB data limit); offline at n = 256 ours gives "
+                        note="8 of the 9 biomolecule .mat files their tree lists have no content in the public "
+                             "snapshot (only n256_Pn500.mat, 3.4 MB, over the 1 MiB data limit; data/tensor/README.md)"
+                             "; offline at n = 256 ours gives "
                              "ranks (40, 40, 47), max error 8.6e-7 for both variants"))
     for system, extra in (("cluster", "random +-1 charges in [-0.6,0.6]^3"),
                           ("lattice", "25x20x20 lattice of unit charges in [-0.7,0.7]^3")):

@@ -5,6 +5,7 @@ Imports only sciml.core and sciml.linalg.
 
 # --- Chebyshev-Tucker (issue 4): exports below this line ---
 from sciml.tensor.chebyshev_tucker import ChebyshevTucker, CPTensor
+from sciml.tensor.ct_region import fit_on_region, region_points
 from sciml.tensor.ct_rhosvd import RHOSVDFit, rhosvd
 from sciml.tensor.concat_svd import (ClusterResult, IncrementalSVDEstimator, baseline_partition, cluster_metrics,
                                      concat_svd_cluster, residual_bound, true_error, union_of_subspaces_blocks,
@@ -31,7 +32,7 @@ __all__ = [
     "HashGrid", "InstantNGP", "MetricGridsINR", "fit_image", "load_test_image", "psnr",
     "BinnedTensor", "CPTensor", "Charges", "ChebyshevTT", "ChebyshevTucker", "EpochStats", "FunBaT", "FunBaTResult",
     "GPRegressionFit", "GaussianSum", "GridCPFit", "GridTuckerFit", "MaternSDE", "RHOSVDFit", "SmootherResult", "SyntheticTensor",
-    "authors_cp_rank1", "bin_observations", "dense_gp_posterior", "direct_sum", "discretize", "fit_gp_regression", "fit_hyperparameters",
+    "authors_cp_rank1", "bin_observations", "fit_on_region", "region_points", "dense_gp_posterior", "direct_sum", "discretize", "fit_gp_regression", "fit_hyperparameters",
     "gaussian", "gaussian_sum_cp", "hourly_temperatures", "gp_smoother", "kalman_rts", "kalman_rts_parallel", "lattice_charges",
     "log_evidence", "masked_tucker_als",
     "matern_kernel", "matern_sde", "newton", "newton_long", "newton_short", "ptucker_als", "random_charges",

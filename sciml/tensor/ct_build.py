@@ -106,7 +106,8 @@ def node_grid(points: Sequence[int], box: Sequence[Interval], dtype, device) -> 
 # molecule's surface) signals it by NaN outside. Say what to do instead of fitting garbage.
 _NOT_A_BOX = ("Chebyshev-Tucker samples f on the whole box domain (tensor grids of Chebyshev nodes); if f is "
               "defined only on a non-box region, extend it smoothly to the bounding box (e.g. a smooth cut-off "
-              "times f, or f of the point projected onto the region) or fit a box inside the region")
+              "times f, or f of the point projected onto the region) and use sciml.tensor.fit_on_region, which "
+              "fits the bounding box and measures the error inside the region, or fit a box inside the region")
 
 
 def sample(f: Callable, nodes: list[torch.Tensor]) -> torch.Tensor:

@@ -47,7 +47,8 @@ class AuthorsCPSettings:
 # their factor damping, Gamma(1, 1) noise prior, E[τ] = 1 at the start, no standardisation, every epoch run.
 # What cannot be expressed: the second N(0, vI) prior, the random first chain mean, the damping of q(τ).
 AUTHORS_CP_AS_FUNBAT = dict(ranks=1, variant="cp", kernel="matern32", lengthscale=0.1, variance=0.5, learn=(),
-                            restarts=1, damping=0.1, a0=1.0, b0=1.0, tau0=1.0, standardize=False, tol=1e-12)
+                            restarts=1, init="uniform", damping=0.1, a0=1.0, b0=1.0, tau0=1.0, standardize=False,
+                            tol=1e-12)
 
 
 def state_space_matrices(kernel: str, rank: int, ell: float,

@@ -62,3 +62,23 @@ def test_gp_regression_peer_fits_a_smooth_function(gen):
     assert float(((mean - truth[150:]) ** 2).mean().sqrt()) < 0.05          # below the noise level
     inside = ((y[150:] - mean).abs() <= 1.96 * var.sqrt()).double().mean()
     assert float(inside) >= 0.85
+
+
+def test_gp_hyperparameter_subset_then_posterior_on_all_points(gen):
+    """Learned on 60 points, conditioned on all 150: the prediction equals the dense GP posterior formula."""
+    pytest.importorskip("gpytorch")
+    coords = torch.rand(200, 2, dtype=torch.float64, generator=gen)
+    y = torch.sin(3 * coords[:, 0]) * torch.cos(2 * coords[:, 1]) + 0.05 * torch.randn(200, dtype=torch.float64,
+                                                                                       generator=gen)
+    fit = fit_gp_regression(coords[:150], y[:150], n_iter=30, max_train=None, hyper_max_train=60,
+                            generator=torch.Generator().manual_seed(0))
+    x_train = fit.model.train_inputs[0]
+    assert x_train.shape[0] == 150
+    kern, noise = fit.model.covar_module, float(fit.likelihood.noise.detach())
+    with torch.no_grad():
+        k_tt = kern(x_train).to_dense() + noise * torch.eye(150, dtype=torch.float64)
+        k_st = kern(coords[150:], x_train).to_dense()
+        y_std = (fit.model.train_targets - fit.model.mean_module.constant)
+        dense = fit.y_offset + fit.y_scale * (fit.model.mean_module.constant + k_st @ torch.linalg.solve(k_tt, y_std))
+    mean, _ = fit.predict(coords[150:])
+    assert torch.allclose(mean, dense, atol=1e-8)
