@@ -4,9 +4,18 @@ The paper's Tables 1-2 could not be opened offline; the "paper" numbers are the 
 checkpoints in the authors' committed run logs (reference repo commit 6e8cc85, ``result_log/...``), as listed
 in the spec (``shared/specs/gp_pde.md`` A.3). At default (CPU) scale we run scaled-down versions of P1 (Poisson
 sin(100x)), A1 (Allen-Cahn sin(100x)) and Q1 (2-D Poisson), the GP-SE / GP-Matern ablations, PINN / RFF-PINN and
-the Chen et al. GP-collocation peer; ``--scale full`` runs the presets at the logged settings with faithful Adam
-(GPU hours), checkpointed every ``checkpoint_every`` steps and resumable (``--set resume=true
-checkpoint_dir=...``).
+the Chen et al. GP-collocation peer; ``--full`` runs the presets at the logged settings with faithful Adam
+(GPU hours), checkpointed every ``checkpoint_every`` steps and resumable.
+
+Paper-scale rows on a GPU (one preset at a time; rerun the same command after an interruption, it continues from
+the last checkpoint with the saved Adam state, equal to an uninterrupted run: ``test_adam_checkpoint_resume_*``)::
+
+    sciml reproduce gp_hm --full --device cuda --set full_presets=Q1 \
+        --set checkpoint_dir=/persistent/gp_hm_ckpt --set resume=true
+
+Estimated GPU time (the authors' logs, their GPU): Q1 (400^2, 1e5 epochs) 5586 s (GM) / 8209 s (StM); Q3
+(400^2, 3e6 epochs) ~5 h per kernel; the 1-D presets (400-900 points) take minutes per 1e5 epochs. All eleven
+presets x two kernels (``full_presets`` default) add up to tens of GPU hours: run them one by one.
 """
 
 from __future__ import annotations
@@ -103,9 +112,13 @@ ROWS = tuple(_paper_rows()) + (
     Row("cpu/Q1s/gn", "issue 12 bar", LOGGED["Q1"][4], "GP-HM-GM relL2, final iterate", LOGGED["Q1"][1],
         f"CPU-scale: sin(20x)sin(20y) on [0,1]^2, q1_grid^2 grid (default 64, full 256), {GN}", expect=_band("Q1"),
         note="measured 4.8e-7 at 64^2, 1.9e-6 at 256^2"),
-    Row("cpu/Q1s/adam", "spec A.5.4", LOGGED["Q1"][4], "GP-HM-GM relL2, final iterate", LOGGED["Q1"][1],
-        "CPU-scale: sin(20x)sin(20y) on [0,1]^2, 32^2 grid, F=20, faithful joint Adam 4000 steps", expect=_band("Q1"),
-        note="same band as the GN row (10x the logged value); spec prototype: 1.08e-2 at 4000 steps, still falling"),
+    Row("cpu/Q1s/adam", "spec A.5.4", LOGGED["Q1"][4], "GP-HM-GM relL2, min over 21 checkpoints (the paper's "
+        "metric; final iterate in the note)", LOGGED["Q1"][1],
+        "CPU-scale: sin(20x)sin(20y) on [0,1]^2, 32^2 grid, F=20, faithful joint Adam (constant lr 1e-2), "
+        "q1_adam_steps (default 10000; the paper: 1e5 epochs at 400^2)", expect=_band("Q1"),
+        note="same band as the GN row (10x the logged value). Budget, not a defect: the same run measured "
+        "1.04e-2 @4k (the spec prototype: 1.08e-2 @4k), 1.4e-3 @6k, 5.3e-4 @8k steps, then 5e-4..1.1e-3 at the "
+        "constant lr"),
     Row("cpu/Q4s/gn", "issue 12 bar", LOGGED["Q4"][4], "relL2, final iterate", LOGGED["Q4"][1],
         f"CPU-scale advection beta=30 (not 200), sin(x-30y) on [0,1]^2, 64^2, {GN}", expect=_band("Q4"),
         note="issue: Adam 0.69, old alternating 9.2e-2 at 32^2; measured 1.2e-6"),
@@ -120,6 +133,7 @@ ROWS = tuple(_paper_rows()) + (
 class GPHMReproConfig(ReproductionConfig):
     adam_steps: int = 20_000           # faithful Adam on scaled P1 (~100 s of one CPU core at ~5 ms/step)
     q1_grid: int = 64
+    q1_adam_steps: int = 10_000        # faithful Adam on scaled Q1 (~2-3 min of one CPU core)
     pinn_steps: int = 2000
     chen_points: int = 200
     chen_sigma: float = 0.02
@@ -130,7 +144,7 @@ class GPHMReproConfig(ReproductionConfig):
 
     def validate(self) -> None:
         super().validate()
-        for name in ("adam_steps", "q1_grid", "pinn_steps", "chen_points", "checkpoint_every"):
+        for name in ("adam_steps", "q1_grid", "q1_adam_steps", "pinn_steps", "chen_points", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         bad = [k for k in self.full_presets if k not in LOGGED]
@@ -140,7 +154,7 @@ class GPHMReproConfig(ReproductionConfig):
     @classmethod
     def preset(cls, scale: str) -> "GPHMReproConfig":
         if scale == "smoke":
-            return cls(scale=scale, adam_steps=200, q1_grid=24, pinn_steps=20, chen_points=60)
+            return cls(scale=scale, adam_steps=200, q1_grid=24, q1_adam_steps=100, pinn_steps=20, chen_points=60)
         if scale == "full":
             return cls(scale=scale, q1_grid=256, adam_steps=30_000, pinn_steps=20_000, full_presets=tuple(LOGGED))
         return cls(scale=scale)
@@ -232,9 +246,9 @@ def _reproduce(cfg: GPHMReproConfig, ctx: RunContext) -> dict[str, Measured]:
     q1 = manufactured(poisson(2), lambda x: torch.sin(20 * x[:, 0]) * torch.sin(20 * x[:, 1]), [(0, 1), (0, 1)])
     r = _gn(q1, cfg.q1_grid, ctx, test_points=100)
     out["cpu/Q1s/gn"] = Measured(r.rel_l2, f"{cfg.q1_grid}^2, {r.n_steps} its, {r.seconds:.0f} s")
-    q_steps = 100 if smoke else 4000
-    r = _gn(q1, 32, ctx, mode="adam", freq_scale=20.0, steps=q_steps, test_points=100)
-    out["cpu/Q1s/adam"] = Measured(r.rel_l2, f"{q_steps} steps, best {r.best_rel_l2:.2e}, {r.seconds:.0f} s")
+    r = _gn(q1, 32, ctx, mode="adam", freq_scale=20.0, steps=cfg.q1_adam_steps, test_points=100)
+    out["cpu/Q1s/adam"] = Measured(r.best_rel_l2, f"{cfg.q1_adam_steps} steps, final {r.rel_l2:.2e}, "
+                                                  f"{r.seconds:.0f} s")
     adv = manufactured(advection(30.0), lambda x: torch.sin(x[:, 0] - 30.0 * x[:, 1]), [(0, 1), (0, 1)])
     r = _gn(adv, 24 if smoke else 64, ctx, test_points=100)
     out["cpu/Q4s/gn"] = Measured(r.rel_l2, f"{r.n_steps} its, {r.seconds:.0f} s")

@@ -9,8 +9,8 @@ Kronecker product, so nothing of size ``M x M`` (``M = prod M_j``) is formed:
   is ``K_1 ⊗ .. ⊗ K_j^(a) ⊗ .. ⊗ K_D`` and every other factor cancels against ``C^{-1}``.
 
 The prior's solve and log-determinant go through ``sciml.linalg.KroneckerOperator`` (``method="cholesky"``:
-per-factor Cholesky, differentiable); the factor Choleskys kept here serve the derivative, prediction and
-whitening maps, which need the triangular factors themselves.
+per-factor Cholesky, differentiable); the derivative, prediction and whitening maps use the same operator's
+triangular factors (``KroneckerOperator.cholesky_factors``), so there is one Cholesky source.
 """
 
 from __future__ import annotations
@@ -53,8 +53,7 @@ class KroneckerGridPrior:
             raise ValueError(f"got {len(kernels)} kernels for {len(grids)} grid dimensions")
         self.kernels, self.grids, self.jitter = list(kernels), list(grids), float(jitter)
         self.sizes = tuple(int(g.numel()) for g in grids)
-        self.cov = []
-        self.chol = []
+        self.cov: list[torch.Tensor] = []
         # Kernel matrices of all orders up to max_order from one evaluation per lag (uniform grids).
         self._mats: list[list[torch.Tensor] | None] = []
         if uniform is None:
@@ -63,15 +62,15 @@ class KroneckerGridPrior:
             mats = kern.toeplitz(x, max_order) if uni else None
             self._mats.append(mats)
             K = mats[0] if mats is not None else kern.matrix(x)
-            C = K + self.jitter * torch.eye(x.numel(), dtype=x.dtype, device=x.device)
-            L, info = torch.linalg.cholesky_ex(C)
-            if int(info) != 0:
-                raise ValueError(f"a kernel factor of size {x.numel()} is not positive definite even with jitter "
-                                 f"{self.jitter:g}; raise the jitter or use float64")
-            self.cov.append(C)
-            self.chol.append(L)
+            self.cov.append(K + self.jitter * torch.eye(x.numel(), dtype=x.dtype, device=x.device))
         self._deriv: dict[tuple[int, int], torch.Tensor] = {}
-        self._operator = KroneckerOperator(self.cov)
+        try:
+            self._operator = KroneckerOperator(self.cov)
+            # one source of truth: the operator's own per-factor Choleskys (the ones its solve/logdet use)
+            self.chol = list(self._operator.cholesky_factors())
+        except ValueError as err:
+            raise ValueError(f"a kernel factor of the grid {self.sizes} is not finite and positive definite even "
+                             f"with jitter {self.jitter:g}; raise the jitter or use float64 ({err})") from None
 
     @property
     def size(self) -> int:
