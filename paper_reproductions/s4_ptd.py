@@ -9,9 +9,17 @@ delayed-recall long-memory table (spec 1.5(e)).
 
 Scales (``--scale``; ``--set key=value`` overrides a preset field):
   smoke: 1 seed, 2 epochs, 10 recall steps at L = 200 (plumbing only; accuracy rows not measured);
-  default: 5 seeds, 12 epochs at lr 1e-2 (spec: 40 epochs at 3e-3), recall 150 steps at L = 1024 with H = 16
-           (issue run: 300 steps, H = 32), 1500/1500 extrapolation sequences (spec 3000);
-  full: 5 seeds, the spec's 40 epochs at lr 3e-3, recall 300 steps with H = 32, 3000/3000 sequences.
+  default: 5 seeds at the spec's lr 3e-3 but 10 epochs (spec: 40) for robustness / digits; recall 5 seeds,
+           200 steps at L = 1024, H 32, batch 32 for S4D-LegS, S4-PTD, S4-PTD ``rehalf`` and S5-PTD ``rehalf``;
+           1500/1500 extrapolation sequences (spec 3000). About 25 min of CPU on one core (robustness 6 min
+           measured; recall ~18 min); ``--set robustness=false`` / ``--set recall=false`` run the tables apart.
+  full: 5 seeds, the spec's 40 epochs at lr 3e-3, recall 300 steps for every recall model (adds the S4-PTD
+        ``long`` variant, S5-LegS and S5-PTD), 3000/3000 sequences.
+Budgets (1-seed learning curves, lr 3e-3, 20-epoch cosine schedule, clean digits accuracy after epoch 5/10/15/20):
+S4D-LegS 0.85/0.97/0.98/0.98 (converged by ~10 epochs), S4-PTD 0.53/0.90/0.94/0.95, S5-PTD 0.52/0.83/0.91/0.91
+(the PTD rows are still rising at 10 epochs: the default under-trains them; ``full`` is the spec budget).
+Recall, S4D-LegS seed 0, L 1024: H 16 / batch 16 / 300 steps 0.68; H 32 / batch 16 / 300 steps 0.73;
+H 32 / batch 32 / 200 steps 0.87; H 32 / batch 32 / 300 steps 0.96 (3-seed mean, previous round).
 Every accuracy row's note says what ran; rows not at the spec setting are marked paper_setting=False.
 """
 
@@ -90,7 +98,13 @@ def _robust_band(model: str, key: str) -> tuple[tuple[float, float] | None, str]
     if key == "clean":
         if s4:
             return (0.97, 1.0), "spec acceptance: clean >= 0.97"
-        return ((0.95, 1.0), "issue 15 target 0.95") if model == "s5_ptd" else (None, "")
+        if model == "s5_ptd":
+            return (0.95, 1.0), ("issue 15 target 0.95. Why it learns slower (measured on the seed-0 init, N = 32): "
+                                 "PTD keeps HiPPO's damping, |Re lambda| up to 303 (median 1.7) against S5-LegS' 0.5, "
+                                 "so 39% of its 18 modes decay below 1e-3 within the 64-step sequence at init "
+                                 "(S5-LegS: 0%); 1-seed curve at lr 3e-3: 0.83 / 0.91 / 0.91 after 10 / 15 / 20 "
+                                 "epochs")
+        return None, ""
     if key == "spike_amp1" and s4:
         return ((0.0, 0.35), "spec acceptance S4D <= 0.35 (spec 3-seed mean 0.27 / frozen 0.20)") \
             if model == "s4d_legs" else ((0.70, 1.0), "spec acceptance PTD >= 0.70 (spec 0.90 / frozen 0.75)")
@@ -113,13 +127,16 @@ REVERSAL_ROWS = tuple(
     for suffix, paper in (("", 0.057), ("_frozen", -0.072)))
 
 _RECALL_MODELS = {"s4d_legs": "s4d:legs", "s4_ptd": "s4d:ptd", "s4_ptd_rehalf": "s4d:ptd:rehalf",
-                  "s4_ptd_long": "s4d:ptd:long", "s5_legs": "s5:legs", "s5_ptd": "s5:ptd"}
+                  "s5_ptd_rehalf": "s5:ptd:rehalf", "s4_ptd_long": "s4d:ptd:long", "s5_legs": "s5:legs",
+                  "s5_ptd": "s5:ptd"}
+_RECALL_DEFAULT = ("s4d_legs", "s4_ptd", "s4_ptd_rehalf", "s5_ptd_rehalf")      # the rest: --scale full
 _RECALL_NOTES = {
     "s4_ptd_rehalf": "; fix: every PTD real part := -1/2 (LegS' damping) and the real-eigenvalue modes dropped "
                      "(with Re -1/2 they integrate the blanks and swamp the tokens). 300 steps, H 32, seeds 0-2: "
                      "0.85 / 0.79 / 0.88 (mean 0.84; LegS 0.99 / 0.90 / 1.00; PTD 0.26 / 0.35; "
                      "Re := -1/2 alone: 0.39). "
                      "It gives up PTD's HiPPO fidelity (Re no longer HiPPO's)",
+    "s5_ptd_rehalf": "; the same fix applied to S5-PTD's per-block init (S5 runs its exact FFT mode here)",
     "s4_ptd_long": "; tried fix: dt 10x smaller, [1e-4, 1e-2] (a time rescaling; restores initial memory). "
                    "Seed-0 300-step H 32 run: 0.37 -- not a fix",
 }
@@ -139,19 +156,25 @@ ROWS = ROWS + ROBUST_ROWS + REVERSAL_ROWS + RECALL_ROWS
 @dataclasses.dataclass(frozen=True)
 class S4PTDReproConfig(ReproductionConfig):
     seeds: int = 5
-    robust_epochs: int = 12           # spec 1.5(d): 40
-    robust_lr: float = 1e-2           # spec 1.5(d): 3e-3 (with 40 epochs; "full" uses that)
+    robust_epochs: int = 10           # spec 1.5(d): 40 ("full"); see the module docstring for the curves
+    robust_lr: float = 3e-3           # spec 1.5(d)
     frozen: bool = True               # the frozen-SSM rows (S4D-LegS and S4-PTD)
-    recall_steps: int = 150
+    robustness: bool = True           # the robustness / digits table (False: skip, e.g. to run the tables apart)
+    recall: bool = True               # the delayed-recall table
+    recall_steps: int = 200           # 300 in "full" (and the issue's run)
     recall_length: int = 1024
-    recall_d_model: int = 16
-    recall_batch: int = 16
+    recall_d_model: int = 32
+    recall_batch: int = 32
+    recall_models: tuple[str, ...] = _RECALL_DEFAULT
     extrapolation_sequences: int = 1500   # spec: 3000 train / 3000 test
 
     def validate(self) -> None:
         super().validate()
-        if self.seeds < 1 or self.robust_epochs < 1 or self.recall_steps < 1 or self.recall_length < 5:
-            raise ValueError("seeds, robust_epochs, recall_steps must be >= 1 and recall_length >= 5")
+        if self.seeds < 1 or self.robust_epochs < 1 or self.recall_steps < 2 or self.recall_length < 5:
+            raise ValueError("seeds and robust_epochs must be >= 1, recall_steps >= 2 and recall_length >= 5")
+        unknown = set(self.recall_models) - set(_RECALL_MODELS)
+        if unknown:
+            raise ValueError(f"recall_models must be among {sorted(_RECALL_MODELS)}, got {sorted(unknown)}")
 
     @classmethod
     def preset(cls, scale: str) -> "S4PTDReproConfig":
@@ -159,8 +182,8 @@ class S4PTDReproConfig(ReproductionConfig):
             return cls(scale=scale, seeds=1, robust_epochs=2, recall_steps=10, recall_length=200,
                        extrapolation_sequences=600)
         if scale == "full":
-            return cls(scale=scale, robust_epochs=40, robust_lr=3e-3, recall_steps=300, recall_d_model=32,
-                       recall_batch=32, extrapolation_sequences=3000)
+            return cls(scale=scale, robust_epochs=40, recall_steps=300, recall_models=tuple(_RECALL_MODELS),
+                       extrapolation_sequences=3000)
         return cls(scale=scale)
 
 
@@ -193,33 +216,42 @@ def _robust_rows(cfg: S4PTDReproConfig, ctx: RunContext, out: dict[str, Measured
             runs = [digits_robustness(layer, init, ctx.seed + s, cfg.robust_epochs, (_SPIKE, _OFF), (1.0,),
                                       lr=cfg.robust_lr, freeze_ssm=frozen, **extra) for s in range(cfg.seeds)]
             tag = f"{model}{'_frozen' if frozen else ''}"
-            ran = (f"ran: {cfg.seeds} seeds, {cfg.robust_epochs} epochs, lr {cfg.robust_lr:g}"
-                   + (" (spec: 40 epochs at lr 3e-3)" if scaled else " (spec setting)"))
+            ran = (f"ran: {cfg.seeds} seeds, {cfg.robust_epochs} epochs ({cfg.robust_epochs * 28} steps of batch "
+                   f"50), lr {cfg.robust_lr:g}" + (" (spec: 40 epochs at lr 3e-3)" if scaled else " (spec setting)"))
             for key, col in (("clean", "clean"), ("spike_amp1", f"w{_SPIKE:g}_a1"), ("offspike_amp1", f"w{_OFF:g}_a1")):
                 mean, sd, lo = mean_sd_min([r[col] for r in runs])
-                out[f"sec5.2/{tag}/{key}"] = Measured(mean, f"{ran}; sd {sd:.3f}, worst seed {lo:.3f}",
-                                                      paper_setting=not scaled)
+                out[f"sec5.2/{tag}/{key}"] = Measured(
+                    mean, f"{ran}; per seed " + "/".join(f"{r[col]:.3f}" for r in runs)
+                    + f"; sd {sd:.3f}, worst seed {lo:.3f}", paper_setting=not scaled)
             ctx.log(f"{tag}: " + ", ".join(f"{k} {out[f'sec5.2/{tag}/{k}'].value:.3f}"
                                             for k in ("clean", "spike_amp1", "offspike_amp1")))
     for suffix in ("", "_frozen"):
         a, b = out.get(f"sec5.2/s4_ptd{suffix}/offspike_amp1"), out.get(f"sec5.2/s4d_legs{suffix}/offspike_amp1")
         if a is not None and b is not None:
+            # the raw difference mixes robustness with clean accuracy (an under-trained PTD starts lower), so the
+            # note also gives each model's drop from its own clean accuracy
+            drop_p = out[f"sec5.2/s4_ptd{suffix}/clean"].value - a.value
+            drop_s = out[f"sec5.2/s4d_legs{suffix}/clean"].value - b.value
             out[f"sec5.2/offspike_reversal{suffix}"] = Measured(
-                a.value - b.value, "negative = PTD hurt more than S4D off its spike (PTD's spectrum is spread over "
-                "more frequencies; S4D's spike sits elsewhere)", paper_setting=not scaled)
+                a.value - b.value, f"negative = PTD worse than S4D off its spike; drop from clean accuracy: PTD "
+                f"{drop_p:.3f}, S4D {drop_s:.3f} ({'PTD' if drop_p > drop_s else 'S4D'} hurt more)",
+                paper_setting=not scaled)
 
 
 def _recall_rows(cfg: S4PTDReproConfig, ctx: RunContext, out: dict[str, Measured]) -> None:
     rc = RecallConfig(models=tuple(_RECALL_MODELS.values()), length=cfg.recall_length, steps=cfg.recall_steps,
                       d_model=cfg.recall_d_model, batch=cfg.recall_batch)
-    scaled = cfg.recall_steps < 300 or cfg.recall_d_model < 32
-    for model, spec in ctx.progress(list(_RECALL_MODELS.items()), desc="recall"):
+    scaled = cfg.recall_steps < 300 or cfg.recall_d_model < 32 or cfg.recall_batch < 32
+    for model in ctx.progress(list(cfg.recall_models), desc="recall"):
+        spec = _RECALL_MODELS[model]
         runs = [recall_run(spec, rc, ctx.seed + s, cfg.recall_length, cfg.recall_steps, 512) for s in range(cfg.seeds)]
         mean, sd, lo = mean_sd_min([r["token_acc"] for r in runs])
         mem = runs[0]
         out[f"recall/{model}/token_acc"] = Measured(
-            mean, f"{cfg.seeds} seeds, {cfg.recall_steps} steps, H {cfg.recall_d_model}, L {cfg.recall_length}; "
-            f"sd {sd:.3f}, worst {lo:.3f}; init kernel memory {mem['kernel_memory']:.1e}, slowest decay "
+            mean, f"ran: {cfg.seeds} seeds, {cfg.recall_steps} steps, batch {cfg.recall_batch}, H "
+            f"{cfg.recall_d_model}, L {cfg.recall_length}; per seed "
+            + "/".join(f"{r['token_acc']:.2f}" for r in runs) + f"; sd {sd:.3f}, worst {lo:.3f}; "
+            f"{sum(r['seconds'] for r in runs):.0f} s; init kernel memory {mem['kernel_memory']:.1e}, slowest decay "
             f"{mem['slowest_decay']:.2f}, median decay {mem['median_decay']:.2f}, |B~| rms {mem['B_norm']:.2f}",
             paper_setting=not scaled)
         ctx.log(f"recall {model}: {out[f'recall/{model}/token_acc'].note}")
@@ -241,6 +273,8 @@ def reproduce(cfg: S4PTDReproConfig, ctx: RunContext) -> dict[str, Measured]:
     if cfg.scale == "smoke":        # a 2-epoch / 10-step model says nothing about accuracy
         return out
     with single_thread(1):
-        _robust_rows(cfg, ctx, out)
-        _recall_rows(cfg, ctx, out)
+        if cfg.robustness:
+            _robust_rows(cfg, ctx, out)
+        if cfg.recall:
+            _recall_rows(cfg, ctx, out)
     return out

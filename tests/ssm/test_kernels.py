@@ -100,6 +100,9 @@ def test_empty_inputs_raise_clear_errors(gen):
                 layer(torch.zeros(shape))
 
 
+# scipy's ss -> tf conversion warns that the numerator's leading coefficient is ~0 (D = 0): expected here, and the
+# comparison below checks the values themselves
+@pytest.mark.filterwarnings("ignore:Badly conditioned filter coefficients")
 def test_transfer_function_against_scipy(gen):
     signal = pytest.importorskip("scipy.signal")
     A = torch.randn(5, 5, dtype=torch.float64, generator=gen) - 3 * torch.eye(5, dtype=torch.float64)

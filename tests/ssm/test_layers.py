@@ -316,3 +316,23 @@ def test_s4d_legs_layer_is_the_normal_part_driven_by_hippo_B(gen):
     with torch.no_grad():
         layer.B.copy_(torch.view_as_real(torch.ones(1, N // 2, dtype=torch.complex128)))
     assert float((layer.kernel(L).detach()[0] - ref).abs().max()) > 0.1 * float(ref.abs().max())
+
+
+@pytest.mark.parametrize("batch", [1, 40])                  # both readouts of S4D.step (vecdot / multiply + sum)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_step_in_low_precision_inputs_follows_the_float64_recurrence(batch, dtype, gen):
+    """float32 parameters, float64 system: a float32 / bf16 input enters the step uncast (type promotion widens
+    it) and the output comes back in the input's dtype, equal to the float64 recurrence on the same input."""
+    for layer in (S4D(3, 16, init="ptd", generator=gen), S5(3, 16, init="legs", generator=gen)):
+        u = torch.randn(batch, 12, 3, generator=gen).to(dtype)
+        ref = copy.deepcopy(layer).double()
+        with torch.no_grad():
+            y_ref = ref(u.double())
+            state, ys = None, []
+            for k in range(u.shape[1]):
+                y, state = layer.step(u[:, k], state)
+                assert y.dtype == dtype and state.dtype == torch.complex128
+                ys.append(y)
+        # the float64 reference differs only by the float32 rounding of the parameters and of the output
+        tol = 2e-2 if dtype == torch.bfloat16 else 1e-5
+        torch.testing.assert_close(torch.stack(ys, 1).double(), y_ref, rtol=tol, atol=tol)
