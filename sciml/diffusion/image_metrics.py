@@ -21,6 +21,7 @@ from torch.nn import functional as F
 
 from sciml.core import Result, Status, check_floating, check_generator, report_status
 from sciml.diffusion.metrics import frechet_distance, kernel_inception_distance
+from sciml.diffusion.networks import seeded_default_init
 
 
 class FeatureCNN(nn.Module):
@@ -36,12 +37,7 @@ class FeatureCNN(nn.Module):
         self.conv1, self.conv2 = nn.Conv2d(channels, 16, 3, padding=1), nn.Conv2d(16, 32, 3, padding=1)
         self.hidden = nn.Linear(32 * (size // 4) ** 2, features)
         self.head = nn.Linear(features, classes)
-        with torch.no_grad():
-            for module in self.modules():
-                if isinstance(module, (nn.Linear, nn.Conv2d)):
-                    bound = 1.0 / math.sqrt(module.weight[0].numel())
-                    module.weight.uniform_(-bound, bound, generator=generator)
-                    module.bias.uniform_(-bound, bound, generator=generator)
+        seeded_default_init(self, generator)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         h = F.max_pool2d(F.relu(self.conv1(x.float())), 2)

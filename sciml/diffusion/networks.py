@@ -16,6 +16,25 @@ from torch import nn
 
 from sciml.core import Result, Status, check_floating, check_generator, report_status
 
+def seeded_default_init(model: nn.Module, generator: torch.Generator) -> None:
+    """PyTorch's default ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` for every Linear/Conv2d weight and bias of
+    ``model``, drawn from ``generator`` so that a network is reproducible independently of the global seed."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Linear, nn.Conv2d)):
+                bound = 1.0 / math.sqrt(module.weight[0].numel())
+                module.weight.uniform_(-bound, bound, generator=generator)
+                module.bias.uniform_(-bound, bound, generator=generator)
+
+
+def sinusoidal_embedding(t: torch.Tensor, t_dim: int, t_scale: float) -> torch.Tensor:
+    """Transformer-style time features ``[sin(t s f_k), cos(t s f_k)]``, f_k = 10000^(-k/half), in float32."""
+    half = t_dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = (t.float() * t_scale)[:, None] * freqs[None]
+    return torch.cat([torch.sin(args), torch.cos(args)], dim=1)
+
+
 
 class EpsMLP(nn.Module):
     """``eps_theta(x, t)`` for flat data: (B, dim) x (B,) -> (B, dim).
@@ -41,18 +60,10 @@ class EpsMLP(nn.Module):
         self.inp = nn.Linear(dim, width)
         self.blocks = nn.ModuleList(nn.Sequential(nn.SiLU(), nn.Linear(width, width)) for _ in range(n_blocks))
         self.out = nn.Sequential(nn.SiLU(), nn.Linear(width, dim))
-        with torch.no_grad():
-            for module in self.modules():
-                if isinstance(module, nn.Linear):
-                    bound = 1.0 / math.sqrt(module.in_features)
-                    module.weight.uniform_(-bound, bound, generator=generator)
-                    module.bias.uniform_(-bound, bound, generator=generator)
+        seeded_default_init(self, generator)
 
     def embed(self, t: torch.Tensor) -> torch.Tensor:
-        half = self.t_dim // 2
-        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
-        args = (t.float() * self.t_scale)[:, None] * freqs[None]
-        return torch.cat([torch.sin(args), torch.cos(args)], dim=1)
+        return sinusoidal_embedding(t, self.t_dim, self.t_scale)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         dtype = x.dtype

@@ -12,11 +12,11 @@ channel count changes. The last conv is zero-initialised (as in DDPM), so an unt
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from sciml.diffusion.networks import seeded_default_init, sinusoidal_embedding
 
 
 def _groups(channels: int) -> int:
@@ -65,20 +65,13 @@ class TinyUNet(nn.Module):
         self.up = _ResBlock(3 * base, base, td)          # upsampled low path concatenated with the skip
         self.norm_out = nn.GroupNorm(_groups(base), base)
         self.conv_out = nn.Conv2d(base, channels, 3, padding=1)
+        seeded_default_init(self, generator)
         with torch.no_grad():
-            for module in self.modules():
-                if isinstance(module, (nn.Linear, nn.Conv2d)):
-                    bound = 1.0 / math.sqrt(module.weight[0].numel())
-                    module.weight.uniform_(-bound, bound, generator=generator)
-                    module.bias.uniform_(-bound, bound, generator=generator)
             self.conv_out.weight.zero_()
             self.conv_out.bias.zero_()
 
     def embed(self, t: torch.Tensor) -> torch.Tensor:
-        half = self.t_dim // 2
-        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
-        args = (t.float() * self.t_scale)[:, None] * freqs[None]
-        return torch.cat([torch.sin(args), torch.cos(args)], dim=1)
+        return sinusoidal_embedding(t, self.t_dim, self.t_scale)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[-1] % 2 or x.shape[-2] % 2:
