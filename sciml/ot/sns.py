@@ -77,6 +77,15 @@ def _dual_value(problem: Problem, P: torch.Tensor, x: torch.Tensor, y: torch.Ten
     return float(-P.sum() / problem.eta + problem.a @ x + problem.b @ y)
 
 
+def _one_sweep(problem: Problem, x: torch.Tensor, y: torch.Tensor):
+    """One exact Sinkhorn sweep (always ascends), re-gauged to y_m = 0, with its plan and dual value."""
+    x, y, done, _ = sinkhorn_sweeps(problem, x, y, 1, 0.0, [])
+    shift = y[-1]
+    x, y = x + shift, y - shift
+    P = torch.exp(log_plan(problem, x, y))
+    return x, y, P, _dual_value(problem, P, x, y), done
+
+
 def _hessian_operator(P: torch.Tensor, row_sums: torch.Tensor, col_sums: torch.Tensor, k: int, eta: float):
     """Matrix-free ``M = eta [[diag(P1), Ps], [Ps^T, diag(P^T 1)]]``, last y coordinate removed.
 
@@ -237,24 +246,16 @@ def sinkhorn_newton_sparse(C, a, b, eta: float = 1200.0, *, n_sinkhorn: int = 20
         if not accepted:
             # No ascent along this direction: fall back to one exact Sinkhorn sweep (always ascends) and use a
             # denser Hessian next time.
-            x, y, done, _ = sinkhorn_sweeps(problem, x, y, 1, 0.0, [])
+            x, y, P, f, done = _one_sweep(problem, x, y)
             sweeps += done
-            shift = y[-1]
-            x, y = x + shift, y - shift
-            P = torch.exp(log_plan(problem, x, y))
-            f = _dual_value(problem, P, x, y)
             k = min(2 * k, n * m)
             continue
         x, y, P, f = x_new, y_new, P_new, f_new
         if alpha < 1.0 and SWEEP_AFTER_DAMPED:
             # Damped step: still in Newton's global phase, where the quadratic model holds only within ~1/eta.
             # One exact Sinkhorn sweep (O(nm), always ascends) re-balances the marginals before the next step.
-            x, y, done, _ = sinkhorn_sweeps(problem, x, y, 1, 0.0, [])
+            x, y, P, f, done = _one_sweep(problem, x, y)
             sweeps += done
-            shift = y[-1]
-            x, y = x + shift, y - shift
-            P = torch.exp(log_plan(problem, x, y))
-            f = _dual_value(problem, P, x, y)
         if alpha == 1.0 and err_new > 0.5 * err:
             # A full Newton step that fails to halve ||g||_1: the sparsified Hessian is too crude (diffuse plan).
             # Damped steps (alpha < 1) are the global phase of Newton and say nothing about the sparsification.
