@@ -12,7 +12,8 @@ with their exact settings is the ``match`` row against the paper's 0.004, ours w
 the ratio of the two once the one modelling difference (their N(0, vI) prior counted a second time in every
 pseudo-observation) is removed from the oracle (issue 13: within 5%), the spec's synthetic spatio-temporal
 benchmark with known truth (bands from spec §2.5), 95%-band coverage of noisy values and of the latent f on
-held-out and extrapolated coordinates (band [0.93, 0.97] from issue 13), and hourly temperatures of two cities
+held-out and extrapolated coordinates (band [0.93, 0.97] from issue 13) on the spec's benchmark and on data drawn
+from the model's own prior (with learned and with fixed generating hyperparameters), and hourly temperatures of two cities
 (vega_datasets, offline) with FunBaT, its ℓ → 0 ablation, tensorly Tucker/CP, gpytorch GP and the training mean on
 the same splits (reported).
 """
@@ -25,7 +26,7 @@ from experiments.tensor_funbat_cp_rank1 import authors_parity, cp_rank1, plot_cp
 from experiments.tensor_funbat_synthetic import Config as STConfig
 from experiments.tensor_funbat_realdata import CITIES, realdata_table
 from experiments.tensor_funbat_realdata import Config as RealConfig
-from experiments.tensor_funbat_synthetic import benchmark, plot_factors, single_thread
+from experiments.tensor_funbat_synthetic import benchmark, plot_factors, single_thread, well_specified_calibration
 from sciml.runner import Measured, Paper, ReproductionConfig, Row, RunContext, reproduction
 
 PAPER = Paper(key="funbat", title="Functional Bayesian Tucker Decomposition for Continuous-indexed Tensor Data",
@@ -47,6 +48,13 @@ _REAL_CP = (("PM2.5", 0.2943), ("PM10", 0.3465), ("SO2", 0.3839))
 _AUTHORS_SETTING = ("authors' data file simulation_r1.npy (2-mode rank-1, 1350 points, 50/50 split), FunBaT-CP, "
                     "Matérn-3/2 ℓ = 0.1, σ² = 0.5, v = 1, a0 = b0 = 1, damping 0.1 / 0.2, 100 epochs")
 _BAND_NOTE = "band: the paper's 0.004 at its one significant digit, [0.0035, 0.0045]"
+_SMOOTH_TRUTH = (
+    "; why it can sit above the band here: the spec's truth (sines and exponentials) is far smoother than "
+    "Matérn-3/2 draws, and a Bayesian band on a truth smoother than its prior is conservative (its expected "
+    "squared bias under the prior exceeds the actual one); on data the model is right for (cov_prior rows) the "
+    "same fit's latent band on held-out coordinates is in band. Checked not to be the mean-field factorisation: a "
+    "joint linearised (Gauss-Newton Laplace) predictive over all factor values and the core gives the same widths "
+    "(N = 1000, seed 0: coverage 0.995 both, standardised-error sd 0.75 mean-field vs 0.77 joint)")
 _ST_SETTING = ("spec §2.5 generator: 30×30×100 irregular coordinates in [0,1], rank-(2,2,2) truth, noise 0.1, "
                "N = 8000, 80/20 split, Matérn-3/2 ℓ = 0.3, up to 100 epochs")
 
@@ -119,11 +127,32 @@ ROWS = tuple(
     Row(key=f"cov/N{n}/{kind}", source="issue 13", paper_setting=_ST_SETTING.replace("N = 8000", f"N = {n}"),
         metric=f"95%-band coverage, {label} (seed mean)", paper=None,
         ours_setting="R = 2, hyperparameters learned from the evidence; extrapolation: t in [1, 1.3]",
-        expect=(0.93, 0.97), note="band from issue 13 (nominal 0.95)")
+        expect=(0.93, 0.97), note="band from issue 13 (nominal 0.95)" + (_SMOOTH_TRUTH if "latent" in kind else ""))
     for n in (1000, 8000)
     for kind, label in (("noisy", "noisy held-out y"), ("latent", "latent f at held-out coordinates"),
                         ("extrap_latent", "latent f at extrapolated times"),
                         ("extrap_noisy", "noisy y at extrapolated times"))
+) + tuple(
+    Row(key=f"cov_prior/N{n}/{kind}", source="issue 13",
+        paper_setting=f"data drawn from FunBaT's own prior (sciml.tensor.prior_draw_tensor): 30×30×100 coordinates, "
+                      f"rank-(2,2,2), Matérn-3/2 ℓ = 0.3, σ² = 1 factors, N(0, I) core, noise 0.1, N = {n}, 80/20",
+        metric=f"95%-band coverage, {label} (mean over prior draws)", paper=None,
+        ours_setting="R = 2, FunBaT defaults (ℓ/σ² learned from the evidence, 5 restarts); extrapolation: "
+                     "t in [1, 1.3]", expect=(0.93, 0.97),
+        note="band from issue 13; a correctly specified model, so nominal coverage is what a calibrated posterior "
+             "must give in expectation over draws")
+    for n in (1000, 8000)
+    for kind, label in (("noisy", "noisy held-out y"), ("latent", "latent f at held-out coordinates"),
+                        ("extrap_latent", "latent f at extrapolated times"))
+) + tuple(
+    Row(key=f"cov_prior_fixed/N1000/{kind}", source="issue 13",
+        paper_setting="as cov_prior/N1000 (data drawn from FunBaT's own prior)",
+        metric=f"95%-band coverage, {label} (mean over prior draws)", paper=None,
+        ours_setting="R = 2, ℓ = 0.3 and σ² = 1 fixed at the generating values (learn=()): the exactly specified "
+                     "model", expect=(0.93, 0.97),
+        note="band from issue 13; isolates the approximate posterior from hyperparameter learning")
+    for kind, label in (("latent", "latent f at held-out coordinates"),
+                        ("extrap_latent", "latent f at extrapolated times"))
 ) + tuple(
     Row(key=f"cov/N{n}/plateaued_restarts", source="issue 13",
         paper_setting=_ST_SETTING.replace("N = 8000", f"N = {n}"),
@@ -180,12 +209,16 @@ class FunBaTReproConfig(ReproductionConfig):
     gp_max_train: int = 3200      # the issue's fair GP budget: posterior on 3,200 points, 100 Adam steps
     gp_hyper_train: int = 800     # ... the Adam steps on 800 of them (100 steps at 3,200 took ~5 min each)
     gp_iter: int = 100
+    prior_seeds_1000: int = 20    # prior draws for the calibration rows; per draw the extrapolated coverage swings
+    prior_seeds_8000: int = 5     # between ~0.65 and 1.0 (one set of time paths), so N = 1000 gets many draws
+    prior_fixed_seeds: int = 10   # the same with ℓ, σ² fixed at the generating values
 
     @classmethod
     def preset(cls, scale: str) -> FunBaTReproConfig:
         if scale == "smoke":
             return cls(scale=scale, st_n_obs=2000, st_seeds=1, sparse_seeds=1, cp_seeds=1, real_seeds=1,
-                       gp_max_train=300, gp_hyper_train=200, gp_iter=30)
+                       gp_max_train=300, gp_hyper_train=200, gp_iter=30, prior_seeds_1000=1, prior_seeds_8000=0,
+                       prior_fixed_seeds=1)
         return cls(scale=scale)   # the spec's sizes are CPU-scale already: "full" = "default"
 
 
@@ -209,6 +242,10 @@ def reproduce(cfg: FunBaTReproConfig, ctx: RunContext) -> dict[str, Measured]:
         sparse = dataclasses.replace(st, n_obs=cfg.sparse_n_obs, seeds=cfg.sparse_seeds, ranks=(2,), ablation=False,
                                      baseline_seeds=0, tensorly_seeds=0, gp_seeds=0)
         sparse_metrics, _ = benchmark(sparse, ctx)
+        prior = {n: well_specified_calibration(n, seeds, ctx, n_iter=30 if smoke else 100)
+                 for n, seeds in ((1000, cfg.prior_seeds_1000), (8000, cfg.prior_seeds_8000)) if seeds > 0}
+        prior_fixed = well_specified_calibration(1000, cfg.prior_fixed_seeds, ctx, n_iter=30 if smoke else 100,
+                                                 learn=False) if cfg.prior_fixed_seeds > 0 else {}
         real = realdata_table(RealConfig(seeds=cfg.real_seeds, gp_max_train=cfg.gp_max_train, gp_iter=cfg.gp_iter,
                                          gp_hyper_train=cfg.gp_hyper_train,
                                          keep_fraction=0.3 if smoke else 1.0, n_iter=20 if smoke else 100), ctx)
@@ -244,6 +281,20 @@ def reproduce(cfg: FunBaTReproConfig, ctx: RunContext) -> dict[str, Measured]:
         out[f"cov/N{n}/plateaued_restarts"] = Measured(
             m["funbat_r2/plateaued_restarts"], f"{seeds} seed(s); time mode: learned ℓ "
             f"{m['funbat_r2/lengthscale_time']:.2f}, σ² {m['funbat_r2/variance_time']:.1f} (seed means)")
+    for n, m in prior.items():
+        seeds = int(m["well_specified/n_seeds"])
+        for kind in ("noisy", "latent", "extrap_latent"):
+            out[f"cov_prior/N{n}/{kind}"] = Measured(
+                m[f"well_specified/{kind}"], f"{seeds} prior draw(s), ± {m[f'well_specified/{kind}_std']:.3f} "
+                f"(sd over draws), worst draw {m[f'well_specified/{kind}_min']:.3f}; converged "
+                f"{m['well_specified/converged']:.2f}", paper_setting=None if seeds >= 3 else False)
+    if prior_fixed:
+        seeds = int(prior_fixed["well_specified/n_seeds"])
+        for kind in ("latent", "extrap_latent"):
+            out[f"cov_prior_fixed/N1000/{kind}"] = Measured(
+                prior_fixed[f"well_specified/{kind}"], f"{seeds} prior draw(s), ± "
+                f"{prior_fixed[f'well_specified/{kind}_std']:.3f} (sd over draws), worst draw "
+                f"{prior_fixed[f'well_specified/{kind}_min']:.3f}", paper_setting=None if seeds >= 3 else False)
     for city in CITIES:
         n = int(real[f"{city}/funbat/n_seeds"])
         for method in ("funbat", "ablation_l0", "tensorly_tucker", "tensorly_cp", "gp", "train_mean"):

@@ -335,7 +335,7 @@ def _parallel_filter(A: torch.Tensor, Q: torch.Tensor, P0: torch.Tensor, precisi
     omega = _embed(precision, D).expand(*batch, S, D, D)
     h = torch.cat([shift, shift.new_zeros(*shift.shape[:-1], D - r)], dim=-1)[..., None].expand(*batch, S, D, 1)
     # The first position: prior N(0, P0) conditioned on its data; A = 0 and no likelihood for "x_{-1}".
-    P0b = P0.expand(*batch, 1, D, D)
+    P0b = P0.unsqueeze(-3).expand(*batch, 1, D, D)
     trans_A = torch.cat([torch.zeros_like(P0b), A.expand(*batch, S - 1, D, D)], dim=-3)
     trans_Q = torch.cat([P0b, Q.expand(*batch, S - 1, D, D)], dim=-3)
     M = torch.linalg.solve(eye + trans_Q @ omega, torch.cat([trans_A, trans_Q, trans_Q @ h], dim=-1))
@@ -446,25 +446,51 @@ def log_evidence(coords: torch.Tensor, precision: torch.Tensor, shift: torch.Ten
     var = torch.as_tensor(variance, dtype=coords.dtype, device=coords.device)
     if bool((ell <= 0).any()) or bool((var <= 0).any()):
         raise ValueError(f"lengthscale and variance must be > 0, got {lengthscale}, {variance}")
+    F, Pinf, _ = _sde_tensors(_check_kernel(kernel), ell, var)
+    return _log_evidence_sde(coords, precision, shift, F, Pinf)
+
+
+def log_evidence_grid(coords: torch.Tensor, precision: torch.Tensor, shift: torch.Tensor, kernel: str,
+                      lengthscales: torch.Tensor, variances: torch.Tensor) -> torch.Tensor:
+    """:func:`log_evidence` at G hyperparameter pairs at once (one batched filter pass), shape (G,).
+
+    Used to integrate the GP hyperparameters out of a prediction (``FunBaT(predictive="marginal")``).
+    """
+    if lengthscales.shape != variances.shape or lengthscales.ndim != 1:
+        raise ValueError(f"lengthscales and variances must be 1-D of one length, got {tuple(lengthscales.shape)} "
+                         f"and {tuple(variances.shape)}")
+    if bool((lengthscales <= 0).any()) or bool((variances <= 0).any()):
+        raise ValueError("lengthscales and variances must be > 0")
     order = _check_kernel(kernel)
-    S, r = precision.shape[-3], precision.shape[-1]
-    F, Pinf, Qc = _sde_tensors(order, ell, var)
-    d = F.shape[0]
+    kw = {"dtype": coords.dtype, "device": coords.device}
+    sdes = [_sde_tensors(order, torch.as_tensor(float(e), **kw), torch.as_tensor(float(v), **kw))
+            for e, v in zip(lengthscales.tolist(), variances.tolist())]
+    F = torch.stack([f for f, _, _ in sdes])
+    Pinf = torch.stack([p for _, p, _ in sdes])
+    return _log_evidence_sde(coords, precision, shift, F, Pinf)
+
+
+def _log_evidence_sde(coords: torch.Tensor, precision: torch.Tensor, shift: torch.Tensor, F: torch.Tensor,
+                      Pinf: torch.Tensor) -> torch.Tensor:
+    """The evidence of :func:`log_evidence` for SDE matrices F, P∞ of shape (..., d, d); returns shape (...)."""
+    r = precision.shape[-1]
     deltas = torch.diff(coords)
-    A1 = torch.linalg.matrix_exp(F * deltas[:, None, None])
-    Q1 = _sym(Pinf - A1 @ Pinf @ A1.transpose(-1, -2))
+    A1 = torch.linalg.matrix_exp(F[..., None, :, :] * deltas[:, None, None])            # (..., S-1, d, d)
+    Pinf_s = Pinf[..., None, :, :]
+    Q1 = _sym(Pinf_s - A1 @ Pinf_s @ A1.transpose(-1, -2))
     eye_r = torch.eye(r, dtype=coords.dtype, device=coords.device)
     A, Q, P0 = _kron_eye(A1, eye_r), _kron_eye(Q1, eye_r), _kron_eye(Pinf, eye_r)
     fm, fP, _ = _parallel_filter(A, Q, P0, precision, shift)
-    pm = torch.cat([torch.zeros_like(fm[:1]), A @ fm[:-1]], dim=0)[..., :r, 0]           # (S, r)
-    pP = torch.cat([P0[None], A @ fP[:-1] @ A.transpose(-1, -2) + Q], dim=0)[..., :r, :r]  # (S, r, r)
+    zero = torch.zeros_like(fm[..., :1, :, :])
+    pm = torch.cat([zero, A @ fm[..., :-1, :, :]], dim=-3)[..., :r, 0]                          # (..., S, r)
+    pP = torch.cat([P0[..., None, :, :], A @ fP[..., :-1, :, :] @ A.transpose(-1, -2) + Q], dim=-3)[..., :r, :r]
     lam, eta = precision, shift
     resid = eta - (lam @ pm[..., None])[..., 0]
     IS = eye_r + pP @ lam
     logdet = torch.linalg.slogdet(IS)[1]                                                  # det(I + SΛ) = det(I + ΛS)
     quad = (resid[..., None, :] @ torch.linalg.solve(IS, pP @ resid[..., None]))[..., 0, 0]
     terms = -0.5 * logdet - 0.5 * (pm[..., None, :] @ lam @ pm[..., None])[..., 0, 0] + (eta * pm).sum(-1) + 0.5 * quad
-    return terms.sum()
+    return terms.sum(-1)
 
 
 def _sde_tensors(order: int, ell: torch.Tensor, var: torch.Tensor):

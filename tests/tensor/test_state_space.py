@@ -17,6 +17,7 @@ from sciml.tensor.state_space import (
     gp_smoother,
     kalman_rts,
     log_evidence,
+    log_evidence_grid,
     matern_kernel,
     matern_sde,
     stationary_cov,
@@ -199,6 +200,9 @@ def test_log_evidence_equals_gaussian_marginal_likelihood(kernel, gen):
         ref = ref + S * 0.5 * math.log(2 * math.pi * s2) + float((y**2).sum()) / (2 * s2)
         got = log_evidence(x, lam, (y / s2)[:, None], kernel, ell, var)
         assert abs(float(got) - float(ref)) < 1e-6 * abs(float(ref))
+        batched = log_evidence_grid(x, lam, (y / s2)[:, None], kernel, torch.tensor([ell, 0.3], dtype=torch.float64),
+                                    torch.tensor([var, 1.0], dtype=torch.float64))
+        assert abs(float(batched[0]) - float(ref)) < 1e-6 * abs(float(ref))
     # Type-II ML moves towards the data-generating scale: better evidence than the start, finite values.
     ell, var, best = fit_hyperparameters(x, lam, (y / s2)[:, None], kernel, 0.05, 5.0)
     assert best > float(log_evidence(x, lam, (y / s2)[:, None], kernel, 0.05, 5.0)) and 0.05 < ell < 5

@@ -40,6 +40,11 @@ def test_funbat_variance_must_be_positive(bad):
         FunBaT(variance=bad)
 
 
+def test_funbat_predictive_must_be_known():
+    with pytest.raises(ValueError, match="predictive must be 'marginal' or 'plugin'"):
+        FunBaT(predictive="laplace")
+
+
 def test_smoother_and_evidence_reject_unsupported_kernels_and_lengthscales():
     coords = torch.linspace(0, 1, 5, dtype=torch.float64)
     prec = torch.eye(1, dtype=torch.float64).expand(5, 1, 1)
