@@ -148,16 +148,21 @@ def step_throughput(gen: torch.Generator, n: int) -> None:
 
 
 def nan_grid() -> None:
-    """The full no-NaN / float32-vs-float64 grid that tests/ssm/test_kernels.py samples (~7 min on one core)."""
+    """The full no-NaN / float32-vs-float64 grid that tests/ssm/test_kernels.py samples: every layer (S4D, S5,
+    bidirectional), init family and mode, dt in {1e-4, 1e-2, 1, 10}, L in {3, 4096, 65536}, both discretisations."""
     print("\n[grid] L, dt, layer, discretisation, mode: finite in f64/f32/bf16/fp16/autocast?, rel f32 error")
     gen = torch.Generator().manual_seed(0)
     worst = 0.0
     for L in (3, 4096, 65536):
         for dt in (1e-4, 1e-2, 1.0, 10.0):
             for method in ("zoh", "bilinear"):
-                cases = [("s4d-ptd128", S4D(2, 128, init="ptd", dt_min=dt, dt_max=dt, discretization=method), None),
-                         *(("s5-ptd", S5(2, 32, init="ptd", conj_sym=False, dt_min=dt, dt_max=dt,
-                                         discretization=method), m) for m in ("scan", "fft"))]
+                step = dict(dt_min=dt, dt_max=dt, discretization=method)
+                cases = [("s4d-ptd128", S4D(2, 128, init="ptd", **step), None),
+                         ("s4d-legs", S4D(2, 64, init="legs", **step), None),
+                         ("s4d-bidir", S4D(2, 32, init="lin", bidirectional=True, **step), None),
+                         *(("s5-ptd", S5(2, 32, init="ptd", conj_sym=False, **step), m) for m in ("scan", "fft")),
+                         ("s5-legs", S5(2, 32, init="legs", **step), "sequential"),
+                         ("s5-bidir", S5(2, 32, init="inv", bidirectional=True, **step), "scan")]
                 for name, layer, mode in cases:
                     kw = {} if mode is None else {"mode": mode}
                     u = torch.randn(1, L, 2, generator=gen)

@@ -40,20 +40,76 @@ def digits_sequences(seed: int = 0, n_train: int = 1400) -> tuple[torch.Tensor, 
 # (Re := -1/2); Re := -1/2 without the real modes (":rehalf") 0.85 (seeds 1, 2: 0.79, 0.88). See the
 # reproduction's recall rows.
 LONG_MEMORY_DT = (1e-4, 1e-2)
-VARIANTS = ("long", "rehalf")
+#   ":wide"   (S5) P = WIDE_FACTOR x d_state states, and
+#   ":window" (S5) each state's initial step in its memory window (sciml.ssm.memory_window: the state keeps an input
+#             for L steps, |Re lambda| dt L <= 3, and turns >= 0.5 rad per step, |Im lambda| dt >= 0.5, so that it
+#             tells adjacent tokens apart), the geometric middle of the window; the usual log-uniform draw where the
+#             window is empty. Combined as "s5:legs:wide+window".
+# S5 diagnosis (experiments/ssm_delayed_recall.py, seed 0, 300 steps, H 32, L 1024): a recall model needs modes that
+# both remember ~L steps and separate adjacent positions ("positional long-memory modes", logged at init as
+# ``positional_modes``). S4D-LegS has 16 modes per channel and one step per channel, so its 32 channels sweep the step
+# range and 5-16 (seeds 0-4) of its 512 modes fall in that window; S4-PTD 0 (its fast modes decay: 0.34), ``rehalf``
+# 2-5 (0.86). S5 with P = 32 shares 16 modes across channels with one random step per state: 0-1 such modes, and at
+# most 2 whatever the steps (only |Im| = 107, 325 >= 85). Token accuracy (seed 0; S5 in complex128 except the window
+# runs, complex64): S5-LegS 0.45; scale of B x8 0.48, of C x8 0.30; B rows HiPPO-weighted 0.25 (unnormalised) / 0.41
+# (eigenbasis |V^-1 B_H| weights, lecun energy); one step 1e-3 for every state 0.585 (+ SSM lr 1e-2: 0.48); steps
+# [1e-4, 1e-2] 0.52; dt = 1/|Im| 0.46; window steps 0.47 (2 modes); 2 blocks of 32 with steps 1e-3 / 1e-1 (P 64) 0.59;
+# P 64 with one step 1e-3 0.76; P 64 with the random steps (":wide" alone, 0 window modes) 0.535; P 128 0.87 (4-6
+# window modes by chance; 408 s in complex128); P 64 + window steps (7 modes, ":wide+window") 0.88, 5 seeds 0.88 /
+# 0.97 / 0.98 / 0.82 / 0.97 (mean 0.925, ~72 s each in complex64); P 128 + window steps (24 modes) 0.996 (199 s).
+# On S5-PTD ("s5:ptd:rehalf+wide+window", PTD N = 64, 9 window modes): seeds 0-2 0.78 / 0.85 / 0.91; without rehalf
+# ("s5:ptd:wide+window") 0.25: no PTD mode has |Im| / |Re| >= 171, PTD's damping grows with frequency.
+# S4-PTD ":rehalf" (5 seeds 0.856) was not lifted by: steps halved, [5e-4, 5e-2], 0.849; keeping the real-eigenvalue
+# modes with their own PTD damping (dropping only the fastest, -303) 0.864 (seed 0; ":rehalf" seed 0: 0.85). In
+# window terms PTD's fastest complex mode (|Im| 157 vs LegS' 325) has a window of [3.2e-3, 5.9e-3] against LegS'
+# [1.5e-3, 5.9e-3] (+ [4.7e-3, 5.9e-3] for |Im| 107): fewer channels land a positional long-memory mode (2-5 vs 5-16).
+# Every channel's step drawn inside that window ([3.2e-3, 5.9e-3]): 5 seeds 0.90 / 0.86 / 0.90 / 0.85 / 0.90 (mean
+# 0.882; ":rehalf" 0.856): closer, still below 0.9 (not made a variant).
+WIDE_FACTOR = 2
+VARIANTS = ("long", "rehalf", "wide", "window")
+_S5_ONLY = ("wide", "window")
 
 
 def parse_model(spec: str) -> tuple[str, str, dict]:
-    """'layer:init' or 'layer:init:variant' (variant in VARIANTS) -> (layer, init, extra layer kwargs); the
-    ":rehalf" variant comes back as init "ptd:rehalf" (resolved by make_model, which knows d_state)."""
+    """'layer:init' or 'layer:init:variants' (variants: names in VARIANTS joined by '+') -> (layer, init, extra).
+
+    ``extra`` holds layer kwargs plus the make_model options ``state_factor`` (":wide") and ``memory_window``
+    (":window", True: the caller passes the sequence length). ":rehalf" comes back as init "ptd:rehalf" (resolved by
+    make_model, which knows d_state).
+    """
     parts = spec.split(":")
+    variants = parts[2].split("+") if len(parts) == 3 else []
     if len(parts) not in (2, 3) or parts[0] not in ("s4d", "s5") or parts[1] not in ("legs", "lin", "inv", "ptd") \
-            or (len(parts) == 3 and parts[2] not in VARIANTS):
-        raise ValueError(f"model entries look like 's4d:legs', 's5:ptd' or 's4d:ptd:<variant>' with variant in "
-                         f"{VARIANTS}, got {spec!r}")
-    if len(parts) == 3 and parts[2] == "long":
-        return parts[0], parts[1], {"dt_min": LONG_MEMORY_DT[0], "dt_max": LONG_MEMORY_DT[1]}
-    return parts[0], ":".join(parts[1:]), {}
+            or any(v not in VARIANTS for v in variants) or len(set(variants)) != len(variants) \
+            or (parts[0] != "s5" and any(v in _S5_ONLY for v in variants)):
+        raise ValueError(f"model entries look like 's4d:legs', 's5:ptd' or 's4d:ptd:<variant>' with variants in "
+                         f"{VARIANTS} joined by '+' ({_S5_ONLY} for s5 only), got {spec!r}")
+    init, extra = parts[1], {}
+    for v in variants:
+        if v == "long":
+            extra.update(dt_min=LONG_MEMORY_DT[0], dt_max=LONG_MEMORY_DT[1])
+        elif v == "rehalf":
+            init = f"{init}:rehalf"
+        elif v == "wide":
+            extra["state_factor"] = WIDE_FACTOR
+        else:
+            extra["memory_window"] = True
+    return parts[0], init, extra
+
+
+def set_memory_window_steps(model, length: int) -> None:
+    """Every S5 layer of ``model``: each state's step := the middle of its memory window for ``length`` steps
+    (sciml.ssm.memory_window_dt; unchanged where the window is empty)."""
+    from sciml.ssm import S5, memory_window_dt
+
+    for block in model.blocks:
+        ssm = block.ssm
+        if not isinstance(ssm, S5):
+            raise ValueError("memory-window steps need one step per state (S5)")
+        with torch.no_grad():
+            lam = torch.complex(ssm.Lambda_re.double(), ssm.Lambda_im.double())
+            dt = memory_window_dt(lam, length, fallback=ssm.dt().double())
+            ssm.log_step.copy_(dt.log().to(ssm.log_step.dtype))
 
 
 def _resolve_init(init: str, d_state: int):
@@ -73,15 +129,22 @@ def _resolve_init(init: str, d_state: int):
 
 
 def make_model(layer: str, init: str, d_state: int, d_model: int, n_layers: int, seed: int, d_input: int = 1,
-               d_output: int = 10, freeze_ssm: bool = False, pool: str = "mean", **kw) -> SequenceModel:
+               d_output: int = 10, freeze_ssm: bool = False, pool: str = "mean", state_factor: int = 1,
+               memory_window: int | None = None, **kw) -> SequenceModel:
+    """SequenceModel for an experiment; ``state_factor`` multiplies d_state (":wide"), ``memory_window`` = L sets
+    S5's steps by set_memory_window_steps (":window")."""
     torch.manual_seed(seed)                      # the Linear layers' default init (experiment code, not library)
     gen = torch.Generator().manual_seed(seed)
+    d_state = d_state * state_factor
     # S5 keeps one member of each conjugate pair (S5's default; for PTD with a real E this is the same system as
     # the authors' conj_sym=False, at half the cost).
     extra = {"conj_sym": True} if layer == "s5" else {}
-    return SequenceModel(d_input, d_output, d_model=d_model, n_layers=n_layers, layer=layer, d_state=d_state,
-                         init=_resolve_init(init, d_state), freeze_ssm=freeze_ssm, pool=pool, generator=gen,
-                         **extra, **kw)
+    model = SequenceModel(d_input, d_output, d_model=d_model, n_layers=n_layers, layer=layer, d_state=d_state,
+                          init=_resolve_init(init, d_state), freeze_ssm=freeze_ssm, pool=pool, generator=gen,
+                          **extra, **kw)
+    if memory_window is not None:
+        set_memory_window_steps(model, memory_window)
+    return model
 
 
 def train_classifier(model, x, y, epochs: int, batch: int = 50, lr: float = 3e-3, ssm_lr: float = 1e-3,

@@ -6,11 +6,13 @@ information has to survive ~L steps in the state. Spec 1.5(e) ("sequential copy/
 L >= 1000 as issue 15 asks). chance = 1/V per token.
 
 Diagnosis logged per model at initialisation (issue 15): the slowest and median decay rate -Re(lambda) of the first
-layer, the norm of B~, the dt range, and the initial kernel memory = median over channels of
-mean|K[L-64:L]| / mean|K[:16]| (how much of an input at lag ~L reaches the readout). Model entries
-"layer:init[:variant]": ":long" (dt 10x smaller) and ":rehalf" (PTD with every real part -1/2 and the
-real-eigenvalue modes dropped: the fix found; seed-0 300-step H 32 run 0.85 vs PTD 0.26) -- see
-experiments/ssm_common.py::VARIANTS for the diagnosis.
+layer, the norm of B~, the dt range, the initial kernel memory = median over channels of
+mean|K[L-64:L]| / mean|K[:16]| (how much of an input at lag ~L reaches the readout), and the number of positional
+long-memory modes: modes whose step lies in their memory window (sciml.ssm.memory_window: they keep >= e^-3 of an
+input over L steps and turn >= 0.5 rad per step, so adjacent tokens land apart). Model entries
+"layer:init[:variants]" (variants joined by "+", see experiments/ssm_common.py::VARIANTS for the diagnosis):
+":long" (dt 10x smaller), ":rehalf" (PTD with every real part -1/2 and the real-eigenvalue modes dropped: the S4-PTD
+fix), ":wide+window" (S5 only: P = 2 N states, each state's step in its memory window: the S5 fix).
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ import time
 import torch
 
 from experiments.ssm_common import make_model, mean_sd_min, parse_model, single_thread, ssm_param_groups
+from sciml.ssm import memory_window
+from sciml.ssm.layers import MIN_DECAY
 from sciml.runner import ExperimentConfig, RunContext, experiment
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(ExperimentConfig):
     models: tuple[str, ...] = ("s4d:legs", "s4d:ptd", "s4d:ptd:rehalf", "s4d:ptd:long", "s5:legs", "s5:ptd",
-                               "s5:ptd:rehalf")
+                               "s5:ptd:rehalf", "s5:legs:wide+window", "s5:ptd:rehalf+wide+window")
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     length: int = 1024          # L >= 1000
     n_tokens: int = 4
@@ -75,11 +79,20 @@ def memory_diagnostics(model, length: int) -> dict[str, float]:
         W = C * Bbar.sum(1)[None, :]                                                    # (H, M)
         from sciml.ssm import vandermonde_kernel
         K = vandermonde_kernel(W, None, length, conj_sym=ssm.conj_sym, log_Lbar=log_Lbar).abs()
-        decay = -ssm.Lambda_re.double()
+        decay = -ssm.Lambda_re.double().clamp_max(-MIN_DECAY)
         B = torch.view_as_complex(ssm.B.double().contiguous())
     ratio = K[:, -64:].mean(-1) / K[:, :16].mean(-1).clamp_min(1e-300)
     dt = ssm.dt().double()
-    return {"kernel_memory": float(ratio.median()), "slowest_decay": float(decay.min()),
+    if hasattr(ssm, "kernel"):
+        lam = torch.complex(-decay, ssm.A_imag.double())                                   # (H, M)
+        dt_modes = dt[:, None]
+    else:
+        lam = torch.complex(-decay, ssm.Lambda_im.double())                                # (M,), one step per state
+        dt_modes = dt
+    lo, hi = memory_window(lam, length)
+    positional = int(((lo <= dt_modes) & (dt_modes <= hi)).sum())
+    return {"kernel_memory": float(ratio.median()), "positional_modes": float(positional),
+            "slowest_decay": float(decay.min()),
             "median_decay": float(decay.median()), "B_norm": float(torch.linalg.vector_norm(B) / math.sqrt(B.shape[0])),
             "dt_min": float(dt.min()), "dt_max": float(dt.max())}
 
@@ -87,8 +100,11 @@ def memory_diagnostics(model, length: int) -> dict[str, float]:
 def recall_run(spec: str, cfg: Config, seed: int, length: int, steps: int, n_test: int) -> dict[str, float]:
     """Train one model on delayed recall; token/sequence accuracy on fresh test data plus the diagnostics."""
     layer, init, extra = parse_model(spec)
-    if layer == "s5":               # the exact FFT mode: the same outputs as the scan, 1.8x faster at L = 1024
-        extra = {"mode": "fft", **extra}
+    if layer == "s5":               # the exact FFT mode: the same outputs as the scan, 1.8x faster at L = 1024;
+        # complex64 (S5's own JAX code runs in float32): ~3x faster than complex128 here, error ~L eps = 1e-4
+        extra = {"mode": "fft", "compute_dtype": torch.float32, **extra}
+    if extra.get("memory_window"):
+        extra["memory_window"] = length
     start = time.perf_counter()
     model = make_model(layer, init, d_state=cfg.d_state, d_model=cfg.d_model, n_layers=cfg.n_layers, seed=seed,
                        d_input=cfg.vocab + 1, d_output=cfg.n_tokens * cfg.vocab, pool="last", **extra)
@@ -130,14 +146,15 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
             runs = [recall_run(m, cfg, ctx.seed + s, length, steps, 64 if cfg.smoke else cfg.n_test) for s in seeds]
             curves[m] = runs[0]["losses"]
             tag = m.replace(":", "_")
-            for key in ("token_acc", "sequence_acc", "final_loss", "kernel_memory", "slowest_decay", "median_decay",
-                        "B_norm", "seconds"):
+            for key in ("token_acc", "sequence_acc", "final_loss", "kernel_memory", "positional_modes",
+                        "slowest_decay", "median_decay", "B_norm", "seconds"):
                 mean, sd, lo = mean_sd_min([r[key] for r in runs])
                 metrics[f"{tag}_{key}"] = mean
                 if key in ("token_acc", "sequence_acc"):
                     metrics[f"{tag}_{key}_sd"], metrics[f"{tag}_{key}_min"] = sd, lo
             ctx.log(f"{m}: token acc {metrics[f'{tag}_token_acc']:.3f} +- {metrics[f'{tag}_token_acc_sd']:.3f} "
                     f"(chance {1 / cfg.vocab:.3f}); init kernel memory {metrics[f'{tag}_kernel_memory']:.1e}, "
+                    f"positional long-memory modes {metrics[f'{tag}_positional_modes']:.1f}, "
                     f"slowest decay {metrics[f'{tag}_slowest_decay']:.2f}, median {metrics[f'{tag}_median_decay']:.2f}")
     metrics["length"] = float(length)
     metrics["chance_token_acc"] = 1 / cfg.vocab

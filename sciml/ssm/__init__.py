@@ -6,7 +6,7 @@ Approximate Diagonalization" (ICLR 2024, arXiv 2310.01698).
 
 from sciml.ssm.hippo import (NPLR, DiagonalInit, eigenvector_condition, hippo_legs, hippo_legs_nplr, s4d_inv,
                              s4d_legs, s4d_lin)
-from sciml.ssm.inits import INITS, block_diagonal, diagonal_init
+from sciml.ssm.inits import INITS, block_diagonal, diagonal_init, memory_window, memory_window_dt
 from sciml.ssm.kernels import (complex_expm1, discretize, fft_conv, linear_scan, log_transition, sequential_scan,
                                transfer_function, transition_powers, vandermonde_kernel, vandermonde_state)
 from sciml.ssm.layers import S4D, S5
@@ -16,7 +16,8 @@ from sciml.ssm.ptd import PTDResult, diagonalize_perturbed, ptd, ptd_init, shipp
 __all__ = [
     "INITS", "NPLR", "S4D", "S5", "DiagonalInit", "PTDResult", "SSMBlock", "SequenceModel", "SequenceState",
     "block_diagonal", "complex_expm1", "diagonal_init", "diagonalize_perturbed", "discretize",
-    "eigenvector_condition", "fft_conv", "hippo_legs", "hippo_legs_nplr", "linear_scan", "log_transition", "ptd",
+    "eigenvector_condition", "fft_conv", "hippo_legs", "hippo_legs_nplr", "linear_scan", "log_transition",
+    "memory_window", "memory_window_dt", "ptd",
     "ptd_init", "s4d_inv", "s4d_legs", "s4d_lin", "sequential_scan", "shipped_state_sizes", "ssm_param_groups",
     "ssm_parameters", "transfer_function", "transition_powers", "vandermonde_kernel", "vandermonde_state",
 ]

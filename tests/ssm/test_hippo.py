@@ -92,3 +92,35 @@ def test_exact_eigenvector_condition_matches_spec_table(N, kappa):
     assert cond == pytest.approx(kappa, rel=6e-3)
     if N >= 24:
         assert eigenvector_condition(A) > 1e15        # float64 eig: hopeless (and below the truth)
+
+
+@pytest.mark.parametrize("N,n_window", [(32, 2), (64, 7), (128, 24)])
+def test_memory_window_keeps_L_steps_and_turns_per_step(N, n_window):
+    """The window's two properties checked on the discretised modes themselves (|Lbar|^L and the phase step),
+    and the count of S4D-LegS modes with a non-empty window at L = 1024 quoted in the docstring."""
+    from sciml.ssm import memory_window, memory_window_dt
+
+    L = 1024
+    lam = s4d_legs(N).eigenvalues
+    lo, hi = memory_window(lam, L)
+    ok = lo <= hi
+    assert int(ok.sum()) == n_window
+    assert bool(((lam.imag.abs() / lam.real.abs() >= 0.5 * L / 3) == ok).all())     # closed form of non-emptiness
+    fallback = torch.full(lam.shape, 0.0123, dtype=torch.float64)
+    dt = memory_window_dt(lam, L, fallback)
+    Lbar = torch.exp(lam * dt)
+    assert bool((Lbar[ok].abs() ** L >= math.exp(-3) * (1 - 1e-12)).all())          # keeps >= e^-3 over L steps
+    assert bool((Lbar[ok].angle().abs() >= 0.5 * (1 - 1e-12)).all())                # >= 0.5 rad per step (< pi here)
+    assert torch.equal(dt[~ok], fallback[~ok])
+    # just outside the window one of the two properties fails
+    for edge, factor in ((lo, 0.99), (hi, 1.01)):
+        Lb = torch.exp(lam[ok] * edge[ok] * factor)
+        assert bool(((Lb.abs() ** L < math.exp(-3)) | (Lb.angle().abs() < 0.5)).all())
+    # a real eigenvalue (no turn) and Re = 0 (no decay, no middle) keep the fallback
+    odd = torch.tensor([-0.5 + 0j, 300j], dtype=torch.complex128)
+    torch.testing.assert_close(memory_window_dt(odd, L, torch.tensor([0.1, 0.2])),
+                               torch.tensor([0.1, 0.2], dtype=torch.float64))
+    with pytest.raises(ValueError, match="length"):
+        memory_window(lam, 0)
+    with pytest.raises(ValueError, match="fallback"):
+        memory_window_dt(lam, L, fallback[:-1])

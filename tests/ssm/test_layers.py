@@ -6,7 +6,6 @@ import pytest
 import torch
 
 import copy
-import math
 import pickle
 
 from sciml.ssm import (S4D, S5, SequenceModel, fft_conv, hippo_legs_nplr, linear_scan, s4d_legs, sequential_scan,
