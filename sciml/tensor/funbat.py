@@ -431,17 +431,22 @@ def hyperparameter_posterior(grid: torch.Tensor, precision: torch.Tensor, shift:
     half = torch.tensor([3.0 if "lengthscale" in learn else 0.0, 4.6 if "variance" in learn else 0.0], **kw)
     sizes = [_HYPER_GRID if h > 0 else 1 for h in half.tolist()]
     lo, hi = centre - half, centre + half
-    for _ in range(2):
+
+    def evaluate(lo, hi):
         axes = [torch.linspace(float(a), float(b), n, **kw) for a, b, n in zip(lo, hi, sizes)]
         log_ell, log_var = (t.reshape(-1) for t in torch.meshgrid(*axes, indexing="ij"))
         logev = log_evidence_grid(coords, prec, shift, kernel, log_ell.exp(), log_var.exp())
         logev = torch.where(torch.isfinite(logev), logev, -math.inf)
-        weight = torch.exp(logev - logev.max())
-        live = (weight > 1e-6).reshape(*sizes)
-        step = (hi - lo) / max(_HYPER_GRID - 1, 1)
-        rows, cols = live.any(1).nonzero()[:, 0], live.any(0).nonzero()[:, 0]
-        lo = torch.stack([axes[0][rows.min()], axes[1][cols.min()]]) - step
-        hi = torch.stack([axes[0][rows.max()], axes[1][cols.max()]]) + step
+        return axes, log_ell, log_var, torch.exp(logev - logev.max())
+
+    axes, _, _, weight = evaluate(lo, hi)
+    # refine once: the bounding box of the cells above 1e-6 of the peak, one cell of margin
+    live = (weight > 1e-6).reshape(*sizes)
+    step = (hi - lo) / (_HYPER_GRID - 1)
+    rows, cols = live.any(1).nonzero()[:, 0], live.any(0).nonzero()[:, 0]
+    lo = torch.stack([axes[0][rows.min()], axes[1][cols.min()]]) - step
+    hi = torch.stack([axes[0][rows.max()], axes[1][cols.max()]]) + step
+    _, log_ell, log_var, weight = evaluate(lo, hi)
     weight = weight / weight.sum()
     order = torch.argsort(weight, descending=True)
     n_keep = int((torch.cumsum(weight[order], 0) < _HYPER_KEEP).sum()) + 1
