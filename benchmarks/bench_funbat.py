@@ -134,13 +134,36 @@ def four_mode_raw(n_obs: int, epochs: int) -> None:
           f"train RMSE vs truth {rmse:.4f}, learned lengthscales {[round(v, 3) for v in res.lengthscales]}")
 
 
+def gibbs_cost(sizes) -> None:
+    """FunBaTGibbs (default: 200 burn-in + 400 × 2 sweeps, ℓ/σ² sampled) after a default fit, on prior draws."""
+    from sciml.tensor import FunBaTGibbs, prior_draw_tensor
+
+    print("\nGibbs refinement on prior draws (30 x 30 x 100 coordinates, rank 2), one thread")
+    print(f"{'N':>6} {'fit_s':>7} {'gibbs_s':>8} {'ms/sweep':>9} {'gibbs/fit':>10} {'min ESS':>8} {'predict_s':>10}")
+    for n in sizes:
+        d = prior_draw_tensor(n, generator=torch.Generator().manual_seed(0))
+        t0 = time.perf_counter()
+        fit = FunBaT().fit(d.train_coords, d.train_values, generator=torch.Generator().manual_seed(0),
+                           on_failure="ignore")
+        t1 = time.perf_counter()
+        sampler = FunBaTGibbs()
+        post = sampler.sample(fit, d.train_coords, d.train_values, generator=torch.Generator().manual_seed(1),
+                              on_failure="ignore")
+        t2 = time.perf_counter()
+        post.predict(d.extrap_coords)
+        t3 = time.perf_counter()
+        sweeps = sampler.burn_in + sampler.n_samples * sampler.thin
+        print(f"{n:>6} {t1 - t0:>7.1f} {t2 - t1:>8.1f} {1e3 * (t2 - t1) / sweeps:>9.1f} {(t2 - t1) / (t1 - t0):>10.2f} "
+              f"{post.ess:>8.0f} {t3 - t2:>10.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--gp-max", type=int, default=2000)
     parser.add_argument("--gp-iter", type=int, default=20)
-    parser.add_argument("--only", choices=("all", "smoother", "four-mode"), default="all")
+    parser.add_argument("--only", choices=("all", "smoother", "four-mode", "gibbs"), default="all")
     args = parser.parse_args()
     torch.set_num_threads(1)    # tiny LAPACK calls stall with 2 OpenMP threads on a loaded machine
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
@@ -150,6 +173,9 @@ def main() -> None:
         return
     if args.only == "four-mode":
         four_mode_raw(10000, 30 if args.quick else 100)
+        return
+    if args.only == "gibbs":
+        gibbs_cost([1000, 8000])
         return
     warm = spatiotemporal_tensor(500, generator=torch.Generator().manual_seed(0))
     _fit(warm.train_coords, warm.train_values, 2)                       # first-call overheads out of the timings
@@ -163,6 +189,7 @@ def main() -> None:
         sweep_s([50, 100, 200, 400, 800], args.epochs)
     sweep_smoother([1000, 10000] if args.quick else [1000, 10000, 100000])
     four_mode_raw(10000, 30 if args.quick else 100)
+    gibbs_cost([1000] if args.quick else [1000, 8000])
 
 
 if __name__ == "__main__":

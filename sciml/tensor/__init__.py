@@ -18,6 +18,7 @@ from sciml.tensor.potentials import (Charges, GaussianSum, direct_sum, gaussian,
 
 # --- FunBaT (issue 5): exports below this line ---
 from sciml.tensor.funbat import EpochStats, FunBaT, FunBaTResult
+from sciml.tensor.funbat_gibbs import FunBaTGibbs, FunBaTSamples
 from sciml.tensor.funbat_data import (PriorDrawTensor, SyntheticTensor, authors_cp_rank1, hourly_temperatures,
                                       prior_draw_tensor, spatiotemporal_tensor)
 from sciml.tensor.funbat_gp import GPRegressionFit, fit_gp_regression
@@ -31,7 +32,7 @@ __all__ = [
     "ClusterResult", "IncrementalSVDEstimator", "baseline_partition", "cluster_metrics", "concat_svd_cluster",
     "residual_bound", "true_error", "union_of_subspaces_blocks", "weyl_bound",
     "HashGrid", "InstantNGP", "MetricGridsINR", "fit_image", "load_test_image", "psnr",
-    "BinnedTensor", "CPTensor", "Charges", "ChebyshevTT", "ChebyshevTucker", "EpochStats", "FunBaT", "FunBaTResult",
+    "BinnedTensor", "CPTensor", "Charges", "ChebyshevTT", "ChebyshevTucker", "EpochStats", "FunBaT", "FunBaTGibbs", "FunBaTResult", "FunBaTSamples",
     "GPRegressionFit", "GaussianSum", "GridCPFit", "GridTuckerFit", "MaternSDE", "RHOSVDFit", "SmootherResult", "SyntheticTensor",
     "authors_cp_rank1", "bin_observations", "fit_on_region", "region_points", "dense_gp_posterior", "direct_sum", "discretize", "fit_gp_regression", "fit_hyperparameters",
     "gaussian", "gaussian_sum_cp", "hourly_temperatures", "gp_smoother", "kalman_rts", "kalman_rts_parallel", "lattice_charges",
