@@ -292,14 +292,14 @@ class FunBaTResult(Result):
             * data drawn from the model's own prior (``prior_draw_tensor``, rank 2), defaults: the noisy-y and
               latent-f bands on held-out coordinates cover 0.93-0.95; at extrapolated times 0.84-0.90 over 5-20
               draws (0.82-0.88 with ``predictive="plugin"``).
-            * the exactly specified model (the generating ℓ and σ² fixed, ``learn=()``, ``standardize=False``):
-              these message-passing bands cover only 0.84-0.86 of the held-out latent f and 0.65-0.72 at
+            * the exactly specified model (the generating ℓ and σ² fixed, ``learn=()``, ``standardize=False``),
+              60 draws: these message-passing bands cover only 0.86 of the held-out latent f and 0.71 at
               extrapolated times, where the exact posterior of the same model (:class:`FunBaTGibbs`, checked
-              against importance sampling) covers 0.93-0.94 and 0.85-0.99 (the extrapolated coverage of one draw
-              swings between ~0.45 and 1.0, so a mean over 10-20 draws is uncertain by ±0.03-0.05). The
-              approximate posterior is overconfident; refine a fit with ``FunBaTGibbs().sample`` for bands that
-              hold. A joint linearised (Gauss-Newton Laplace) predictive over every factor value and the core is
-              no wider than this one.
+              against importance sampling) covers 0.94 and 0.91 ± 0.02 (the extrapolated coverage of one draw is
+              near 1.0 on most draws and 0.1-0.7 on those whose truth grows beyond its training amplitude, so a
+              mean over draws is uncertain by about ±0.15/√draws). The approximate posterior is overconfident;
+              refine a fit with ``FunBaTGibbs().sample`` for bands that hold. A joint linearised (Gauss-Newton
+              Laplace) predictive over every factor value and the core is no wider than this one.
             * the spec's benchmark (a truth far smoother than Matérn-3/2 draws): noisy y 0.95-0.96, latent f
               0.97-0.99, extrapolated 0.99-1.0, and the same with the sampler or with Matérn-5/2 (a Bayesian band
               on a truth much smoother than its prior is conservative).

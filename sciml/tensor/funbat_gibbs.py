@@ -24,7 +24,12 @@ uncertainty beyond the data.
 
 Cost: one dense Cholesky of size S_k r_k per mode and sweep, so modes with many distinct coordinates are refused
 (``max_states``; round the coordinates or use the message-passing fit). On the spec-sized data (S = 30, 30, 100,
-r = 2) a sweep takes about 5 ms.
+r = 2, one thread) a sweep takes 3.7 ms at N = 1,000 and 10 ms at N = 8,000: the default 1,000 sweeps cost 0.5x
+and 2.2x the message-passing fit (``python benchmarks/bench_funbat.py --only gibbs``).
+
+Measured (issue 13, ``sciml reproduce funbat --set prior_fixed_seeds=60``: 60 prior draws at N = 1,000, the exact
+model): held-out latent coverage 0.94 and extrapolated 0.91 ± 0.02, against 0.86 and 0.71 for the message-passing
+posterior the chains started from.
 """
 
 from __future__ import annotations
