@@ -62,7 +62,15 @@ def _importance_sampling_truth(coords, values, test, variant, n=400_000, seed=0)
     mean = weight @ first
     var = weight @ second - mean**2
     ess = 1.0 / float((weight**2).sum())
-    return mean, var, ess
+    # one predictive draw of f* per importance draw, for the weighted 2.5 % / 97.5 % quantiles
+    draw = w[:, None] * (m[0] + cvars[0].sqrt() * torch.randn(m[0].shape, generator=g, **KW)) * \
+        (m[1] + cvars[1].sqrt() * torch.randn(m[1].shape, generator=g, **KW))
+    order = torch.argsort(draw, dim=0)
+    cum = torch.cumsum(weight[order], dim=0)
+    quantiles = torch.stack([torch.gather(draw, 0, order)[torch.searchsorted(cum.T.contiguous(),
+                                                                              torch.full((3, 1), q, **KW)).T[0],
+                                                          torch.arange(3)] for q in (0.025, 0.975)])
+    return mean, var, ess, quantiles
 
 
 @pytest.mark.parametrize("variant", ["tucker", "cp"])
@@ -73,12 +81,15 @@ def test_sampler_matches_importance_sampling_on_a_tiny_model(variant):
         fit, coords, values, generator=torch.Generator().manual_seed(1))
     assert post.status is Status.CONVERGED, post.reason
     mean, var = post.predict(test, include_noise=False)
-    ref_mean, ref_var, ess = _importance_sampling_truth(coords, values, test, variant)
+    ref_mean, ref_var, ess, ref_band = _importance_sampling_truth(coords, values, test, variant)
     assert ess > 5_000
     sd = ref_var.sqrt()
     # Monte Carlo error of the chain (ESS >= ~1,000) is ~0.03 sd for the mean and ~5 % for the variance
     assert torch.all((mean - ref_mean).abs() <= 0.1 * sd), (mean, ref_mean, sd)
     assert torch.allclose(var, ref_var, rtol=0.15), (var, ref_var)
+    lower, upper = post.interval(test, include_noise=False, generator=torch.Generator().manual_seed(2))
+    assert torch.all((lower - ref_band[0]).abs() <= 0.15 * sd) and torch.all((upper - ref_band[1]).abs() <= 0.15 * sd), \
+        (lower, upper, ref_band)
     # the message-passing fit is not the exact posterior: its band differs, which is why the sampler exists
     fit_mean, fit_var = fit.predict(test, include_noise=False)
     assert fit_mean.shape == mean.shape and torch.isfinite(fit_var).all()
@@ -166,6 +177,10 @@ def test_sample_mode_runs_reports_and_predicts_in_original_units(small_fit):
     assert torch.all(var > post.noise_var.min() * post.y_scale**2 * 0.99)
     with pytest.raises(ValueError, match="outside the fitted range"):
         post.predict(d.extrap_coords, extrapolate=False)
+    lower, upper = post.interval(d.test_coords, level=0.9)
+    assert torch.all((lower <= mean) & (mean <= upper))
+    with pytest.raises(ValueError, match="level"):
+        post.interval(d.test_coords, level=1.0)
 
 
 @pytest.mark.parametrize("kwargs, match", [
