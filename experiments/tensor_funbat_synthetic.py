@@ -165,17 +165,18 @@ def well_specified_calibration(n_obs: int, seeds: int, ctx: RunContext, n_iter: 
     the same three time-factor paths on [1, 1.3]), so it swings between ~0.65 and 1.0 and needs many draws.
     Fits use the defaults (learned ℓ/σ², 5 restarts), started from the default ℓ = 0.3 (also the truth's);
     ``learn=False`` fixes ℓ and σ² at the generating values and keeps y in its units (the exactly specified model:
-    standardising y would rescale the prior by 1 / sd(y)). With ``gibbs``
-    the same fit is also refined by the Gibbs sampler (``gibbs_*`` keys): hyperparameters sampled after a learned
-    fit, fixed at the generating values otherwise.
+    standardising y would rescale the prior by 1 / sd(y)). With ``gibbs`` the same fit is also refined by the Gibbs
+    sampler (``gibbs_*`` keys): hyperparameters sampled after a learned fit, fixed at the generating values
+    otherwise.
     """
     runs: list[dict[str, float]] = []
     if gibbs is not None:
         gibbs = dataclasses.replace(gibbs, hyperparameters="sample" if learn else "fixed")
     for seed in ctx.progress(range(seeds), total=seeds, desc=f"well-specified N={n_obs}"):
         d = prior_draw_tensor(n_obs, generator=ctx.make_generator(seed_offset + seed, "cpu"))
-        res = FunBaT(ranks=2, **({} if learn else {"learn": (), "standardize": False})).fit(d.train_coords, d.train_values, n_iter=n_iter,
-                                  generator=ctx.make_generator(seed, "cpu"), on_failure="ignore")
+        exact = {} if learn else {"learn": (), "standardize": False}
+        res = FunBaT(ranks=2, **exact).fit(d.train_coords, d.train_values, n_iter=n_iter,
+                                           generator=ctx.make_generator(seed, "cpu"), on_failure="ignore")
         runs.append(_prior_coverage(res, d) | {"converged": float(res.status.label == "converged")})
         if gibbs is not None:
             post = gibbs.sample(res, d.train_coords, d.train_values, generator=ctx.make_generator(7000 + seed, "cpu"),
