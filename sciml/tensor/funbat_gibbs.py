@@ -24,8 +24,8 @@ uncertainty beyond the data.
 
 Cost: one dense Cholesky of size S_k r_k per mode and sweep, so modes with many distinct coordinates are refused
 (``max_states``; round the coordinates or use the message-passing fit). On the spec-sized data (S = 30, 30, 100,
-r = 2, one thread) a sweep takes 3.7 ms at N = 1,000 and 10 ms at N = 8,000: the default 1,000 sweeps cost 0.5x
-and 2.2x the message-passing fit (``python benchmarks/bench_funbat.py --only gibbs``).
+r = 2, one thread) a sweep takes 3.3-3.7 ms at N = 1,000 and 8.5-10 ms at N = 8,000: the default 1,000 sweeps cost
+0.5x and 2.0-2.2x the message-passing fit (``python benchmarks/bench_funbat.py --only gibbs``, three runs).
 
 Measured (issue 13, ``sciml reproduce funbat --set prior_fixed_seeds=60``: 60 prior draws at N = 1,000, the exact
 model): held-out latent coverage 0.94 and extrapolated 0.91 ± 0.02, against 0.86 and 0.71 for the message-passing
@@ -153,9 +153,7 @@ class FunBaTSamples(Result):
         for s in range(n):
             factors = []
             for k in range(K):
-                gain, unit_var = conditionals[k][float(self.lengthscales[k][s])]
-                mean = gain @ self.factors[k][s]
-                sd = (self.variances[k][s] * unit_var).sqrt()
+                mean, sd = self._conditional(conditionals, k, s)
                 r = mean.shape[1]
                 root = sd[:, None, None] * torch.eye(r, dtype=c.dtype, device=c.device)
                 factors.append(torch.cat([root, mean[..., None]], dim=-1))
@@ -173,6 +171,10 @@ class FunBaTSamples(Result):
         var = (second / n - mean**2).clamp(min=0.0)
         return self.y_offset + self.y_scale * mean, self.y_scale**2 * var
 
+    def _conditional(self, conditionals, k: int, s: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mode k of draw s at the new coordinates: conditional mean (n, r) and per-component sd (n,)."""
+        gain, unit_var = conditionals[k][float(self.lengthscales[k][s])]
+        return gain @ self.factors[k][s], (self.variances[k][s] * unit_var).sqrt()
 
     def interval(self, coords: torch.Tensor, level: float = 0.95, include_noise: bool = True,
                  extrapolate: bool = True, generator: torch.Generator | None = None
@@ -195,10 +197,9 @@ class FunBaTSamples(Result):
         for s in range(self.core.shape[0]):
             rows = []
             for k in range(K):
-                gain, unit_var = conditionals[k][float(self.lengthscales[k][s])]
-                mean = gain @ self.factors[k][s]
+                mean, sd = self._conditional(conditionals, k, s)
                 noise = torch.randn(mean.shape, generator=generator, dtype=c.dtype, device=c.device)
-                rows.append(mean + (self.variances[k][s] * unit_var).sqrt()[:, None] * noise)
+                rows.append(mean + sd[:, None] * noise)
             draws[s] = _predict_points(self.model.variant, rows, every, self.core[s])
             if include_noise:
                 draws[s] += self.noise_var[s].sqrt() * torch.randn(c.shape[0], generator=generator, dtype=c.dtype,
@@ -309,8 +310,7 @@ def _run_chain(cfg: FunBaTGibbs, start: FunBaTResult, data, generator, on_failur
     model = start.model
     K, N, y = len(data.grids), data.y.shape[0], data.y
     kw = {"dtype": y.dtype, "device": y.device}
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=y.device).item()) if generator is not None \
-        else int(torch.randint(0, 2**62, (1,)).item())
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=y.device).item())
     rng = np.random.default_rng(seed)
     tucker = model.variant == "tucker"
     ranks = data.ranks
@@ -342,8 +342,8 @@ def _run_chain(cfg: FunBaTGibbs, start: FunBaTResult, data, generator, on_failur
     n_sweeps = cfg.burn_in + cfg.n_samples * cfg.thin
     status, detail = Status.CONVERGED, ""
     for sweep in range(n_sweeps):
+        points = [_point_factors(u) for u in factors]
         for k in range(K):
-            points = [_point_factors(u) for u in factors]
             if tucker:
                 lam, eta = mom.tucker_mode_messages(core, points, data.index, y, k, data.grids[k].shape[0],
                                                     None, model.budget)
@@ -351,6 +351,7 @@ def _run_chain(cfg: FunBaTGibbs, start: FunBaTResult, data, generator, on_failur
                 lam, eta = mom.cp_mode_messages(points, data.index, y, k, data.grids[k].shape[0])
             chol = chols[k][ell_index[k]]
             factors[k] = _draw_factor(chol, variances[k], tau * lam, tau * eta, generator)
+            points[k] = _point_factors(factors[k])
             if sample_hyper:
                 ell_index[k], variances[k] = _draw_hyperparameters(chols[k], logdets[k], factors[k], rng)
         if tucker:
@@ -360,6 +361,7 @@ def _run_chain(cfg: FunBaTGibbs, start: FunBaTResult, data, generator, on_failur
             mean = tau * torch.cholesky_solve((z.T @ y)[:, None], root)[:, 0]
             noise = torch.randn(R, 1, generator=generator, **kw)
             core = (mean + torch.linalg.solve_triangular(root.T, noise, upper=True)[:, 0]).reshape(ranks)
+            fitted = z @ core.reshape(-1)      # the gauge moves below leave f unchanged
             if sample_hyper:
                 # the core's prior is the only thing fixing the overall scale: one exact move for it, through
                 # the last mode, then the modes' σ² are put back on the fit's (the gauge orbit left free)
@@ -379,7 +381,8 @@ def _run_chain(cfg: FunBaTGibbs, start: FunBaTResult, data, generator, on_failur
                                     chols[k + 1][ell_index[k + 1]], variances[k + 1], factors[k + 1], rng)
                 factors[k] = c * factors[k]
                 factors[k + 1] = factors[k + 1] / c
-        fitted = _predict_points(model.variant, factors, data.index, core)
+        if not tucker:
+            fitted = _predict_points(model.variant, factors, data.index, core)
         rss = float(((y - fitted) ** 2).sum())
         tau = float(rng.gamma(a_tau, 1.0 / (model.b0 + 0.5 * rss)))
         if not (math.isfinite(rss) and math.isfinite(tau)):
@@ -442,7 +445,7 @@ def _gauge_scale(chol: torch.Tensor, variance: float, u: torch.Tensor, core: tor
     R = core.numel()
     if sample_hyper:
         return 1.0 / math.sqrt(rng.gamma(0.5 * R, 2.0 / b))
-    a = float((torch.linalg.solve_triangular(chol, u, upper=False) ** 2).sum()) / variance
+    a = _prior_quadratic(chol, variance, u)
     lam = 0.5 * (u.numel() - R)
     t = math.sqrt(b / a) * float(geninvgauss.rvs(lam, math.sqrt(a * b), random_state=rng))
     return math.sqrt(t)
@@ -450,7 +453,11 @@ def _gauge_scale(chol: torch.Tensor, variance: float, u: torch.Tensor, core: tor
 
 def _cp_gauge_scale(chol_a, var_a, u_a, chol_b, var_b, u_b, rng) -> float:
     """CP variant: c for (U_a, U_b) -> (c U_a, U_b / c); t = c² ~ GIG((S_a - S_b) r / 2, q_b, q_a)."""
-    qa = float((torch.linalg.solve_triangular(chol_a, u_a, upper=False) ** 2).sum()) / var_a
-    qb = float((torch.linalg.solve_triangular(chol_b, u_b, upper=False) ** 2).sum()) / var_b
+    qa, qb = _prior_quadratic(chol_a, var_a, u_a), _prior_quadratic(chol_b, var_b, u_b)
     lam = 0.5 * (u_a.numel() - u_b.numel())
     return math.sqrt(math.sqrt(qb / qa) * float(geninvgauss.rvs(lam, math.sqrt(qa * qb), random_state=rng)))
+
+
+def _prior_quadratic(chol: torch.Tensor, variance: float, u: torch.Tensor) -> float:
+    """tr(Uᵀ (σ² K)⁻¹ U) with K = L Lᵀ: the exponent of U's GP prior."""
+    return float((torch.linalg.solve_triangular(chol, u, upper=False) ** 2).sum()) / variance
