@@ -8,7 +8,7 @@ GP regression (20 Adam steps, Cholesky) runs while N <= --gp-max. Every fit runs
 Sweep 3: one smoother pass, parallel scan vs sequential, S = 1e3..1e5 raw coordinates. Then a 4-mode fit on
 10^4 raw (unrounded) coordinates per mode.
 
-    python benchmarks/bench_funbat.py [--quick] [--only smoother|four-mode]
+    python benchmarks/bench_funbat.py [--quick] [--only smoother|four-mode|gibbs|predict]
 
 Run on a shared 2-core machine: compare ratios within one run, not absolute seconds.
 """
@@ -157,13 +157,55 @@ def gibbs_cost(sizes) -> None:
               f"{post.ess:>8.0f} {t3 - t2:>10.2f}")
 
 
+def predict_cost(n_points: tuple[int, ...] = (2000, 20000)) -> None:
+    """The marginal predictive (hyperparameters integrated out, up to 64 (ℓ, σ²) pairs per mode): GP bridges
+    from the training chain for all pairs at once (``gp_predict``, the default) vs the previous route, one
+    smoother pass over the union of training and new coordinates per pair (same moments; max difference shown)."""
+    from sciml.tensor import funbat_moments as mom
+    from sciml.tensor import prior_draw_tensor
+    from sciml.tensor.funbat import _posterior_at, _union_smoother
+
+    d = prior_draw_tensor(1000, generator=torch.Generator().manual_seed(0))
+    extrap = torch.rand(max(n_points), 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    extrap[:, 2] = 1.0 + 0.3 * extrap[:, 2]           # as the calibration's extrapolation: t in [1, 1.3]
+    fit = FunBaT().fit(d.train_coords, d.train_values, generator=torch.Generator().manual_seed(0), on_failure="ignore")
+    pairs = [len(fit.hyperparameter_posterior[k][0]) for k in range(3)]
+
+    def union_route(points):
+        out = []
+        for k in range(3):
+            at = _union_smoother(fit.model, fit.grids[k], fit.precision[k], fit.shift[k], points[:, k].contiguous())
+            first = second = 0.0
+            for ell, var, w in zip(*fit.hyperparameter_posterior[k]):
+                mean, cov = at(ell, var)
+                first, second = first + w * mean, second + w * mom.second_moments(mean, cov)
+            out.append((first, second - first[:, :, None] * first[:, None, :]))
+        return out
+
+    print(f"\nMarginal predictive, prior draw N = 1000 (30 x 30 x 100 coordinates), (ℓ, σ²) pairs per mode {pairs}")
+    print(f"{'points':>7} {'bridge_s':>9} {'union_s':>8} {'ratio':>6} {'max |Δmean|':>12}")
+    for n in n_points:
+        points = extrap[:n]
+        runs = {"bridge": [], "union": []}
+        for _ in range(3):
+            for name, fn in (("bridge", fit.predict), ("union", union_route)):
+                t0 = time.perf_counter()
+                fn(points)
+                runs[name].append(time.perf_counter() - t0)
+        theirs = union_route(points)
+        diff = max(float((_posterior_at(fit, k, points[:, k].contiguous())[0] - theirs[k][0]).abs().max())
+                   for k in range(3))
+        b, u = sorted(runs["bridge"])[1], sorted(runs["union"])[1]
+        print(f"{n:>7} {b:>9.2f} {u:>8.2f} {u / b:>6.1f} {diff:>12.1e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--gp-max", type=int, default=2000)
     parser.add_argument("--gp-iter", type=int, default=20)
-    parser.add_argument("--only", choices=("all", "smoother", "four-mode", "gibbs"), default="all")
+    parser.add_argument("--only", choices=("all", "smoother", "four-mode", "gibbs", "predict"), default="all")
     args = parser.parse_args()
     torch.set_num_threads(1)    # tiny LAPACK calls stall with 2 OpenMP threads on a loaded machine
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
@@ -176,6 +218,9 @@ def main() -> None:
         return
     if args.only == "gibbs":
         gibbs_cost([1000, 8000])
+        return
+    if args.only == "predict":
+        predict_cost()
         return
     warm = spatiotemporal_tensor(500, generator=torch.Generator().manual_seed(0))
     _fit(warm.train_coords, warm.train_values, 2)                       # first-call overheads out of the timings

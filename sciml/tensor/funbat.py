@@ -52,7 +52,7 @@ import torch
 from sciml.core import Config, Result, Status, check_floating, check_generator, report_status
 from sciml.tensor import funbat_moments as mom
 from sciml.tensor.state_space import (KERNELS, coarsen_messages, dense_gp_posterior, fit_hyperparameters,
-                                      gp_smoother, log_evidence_grid)
+                                      gp_predict, gp_smoother, log_evidence_grid)
 
 
 def _per_mode(value, K: int, name: str) -> tuple:
@@ -402,25 +402,51 @@ def _posterior_at(res: FunBaTResult, k: int, points: torch.Tensor) -> tuple[torc
     With ``predictive="marginal"`` the moments are those of the mixture over the mode's hyperparameter posterior.
     """
     model, grid = res.model, res.grids[k]
-    union, inverse = torch.unique(torch.cat([grid, points]), sorted=True, return_inverse=True)
-    r = res.factor_mean[k].shape[1]
-    prec = torch.zeros(union.shape[0], r, r, dtype=grid.dtype, device=grid.device)
-    shift = torch.zeros(union.shape[0], r, dtype=grid.dtype, device=grid.device)
-    train_pos = inverse[: grid.shape[0]]
-    prec[train_pos] = res.precision[k]
-    shift[train_pos] = res.shift[k]
-    pos = inverse[grid.shape[0]:]
-    if model.predictive == "plugin" or not model.learn:
-        mean, cov = _smooth(model, union, prec, shift, res.lengthscales[k], res.variances[k])
-        return mean[pos], cov[pos]
+    plugin = model.predictive == "plugin" or not model.learn
+    if model.smoother != "dense" and model.jitter == 0:
+        # the smoother over the training coordinates only, then one GP-bridge step per point (gp_predict), for
+        # every hyperparameter pair of the mixture at once: the same moments as smoothing the union of training
+        # and new coordinates once per pair, 10-20x faster at 2,000 points
+        kw = {"dtype": grid.dtype, "device": grid.device}
+        if plugin:
+            ells, variances, weights = ([res.lengthscales[k]], [res.variances[k]], [1.0])
+        else:
+            ells, variances, weights = res.hyperparameter_posterior[k]
+        ells, variances, weights = (torch.tensor(v, **kw) for v in (ells, variances, weights))
+        method = "sequential" if model.smoother == "kalman" else "parallel"
+        smoothed = gp_smoother(grid, res.precision[k], res.shift[k], model.kernel, ells, variances, method=method)
+        mean, cov = gp_predict(grid, smoothed, points, model.kernel, ells, variances)     # (G, n, r[, r])
+        first = torch.einsum("g,gnr->nr", weights, mean)
+        second = torch.einsum("g,gnrs->nrs", weights, mom.second_moments(mean, cov))
+        return first, second - first[:, :, None] * first[:, None, :]
+    at_points = _union_smoother(model, grid, res.precision[k], res.shift[k], points)
+    if plugin:
+        return at_points(res.lengthscales[k], res.variances[k])
     first = second = None
     for ell, var, weight in zip(*res.hyperparameter_posterior[k]):
-        mean, cov = _smooth(model, union, prec, shift, ell, var)
-        mean, cov = mean[pos], cov[pos]
+        mean, cov = at_points(ell, var)
         first = weight * mean if first is None else first + weight * mean
         moment = weight * mom.second_moments(mean, cov)
         second = moment if second is None else second + moment
     return first, second - first[:, :, None] * first[:, None, :]
+
+
+def _union_smoother(model: FunBaT, grid: torch.Tensor, precision: torch.Tensor, shift: torch.Tensor,
+                    points: torch.Tensor):
+    """u at ``points`` by smoothing the union of ``grid`` and ``points`` (zero messages at the new states)."""
+    union, inverse = torch.unique(torch.cat([grid, points]), sorted=True, return_inverse=True)
+    r = precision.shape[-1]
+    prec = precision.new_zeros(union.shape[0], r, r)
+    full_shift = shift.new_zeros(union.shape[0], r)
+    prec[inverse[: grid.shape[0]]] = precision
+    full_shift[inverse[: grid.shape[0]]] = shift
+    pos = inverse[grid.shape[0]:]
+
+    def at_points(ell: float, var: float) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, cov = _smooth(model, union, prec, full_shift, ell, var)
+        return mean[pos], cov[pos]
+
+    return at_points
 
 
 _HYPER_GRID = 21          # points per axis of the hyperparameter grid (log ℓ × log σ²)

@@ -117,8 +117,9 @@ def discretize(sde: MaternSDE, deltas: torch.Tensor, n_components: int = 1,
     """Exact transitions between consecutive sorted coordinates for ``n_components`` stacked GPs.
 
     ``Q = P∞ - A P∞ Aᵀ`` cancels catastrophically for small Δ (Q ~ Δ^{2p+1} against P∞ ~ 1: at Δ = 1e-5 a
-    Matérn-3/2 Q has no correct digit), so where λΔ < 1 it comes from Van Loan's block exponential
-    ``expm([[-F, L Qc Lᵀ], [0, Fᵀ]] Δ) = [[·, A⁻¹ Q], [0, Aᵀ]]`` instead, which has no subtraction.
+    Matérn-3/2 Q has no correct digit), so A and Q come in closed form instead (nilpotent F + λI and incomplete
+    gamma integrals, see ``_transitions``); they match Van Loan's block exponential
+    ``expm([[-F, L Qc Lᵀ], [0, Fᵀ]] Δ) = [[·, A⁻¹ Q], [0, Aᵀ]]`` to rounding (tests) at a fraction of its cost.
 
     Args:
         sde: the scalar model from :func:`matern_sde`.
@@ -136,24 +137,45 @@ def discretize(sde: MaternSDE, deltas: torch.Tensor, n_components: int = 1,
         raise ValueError("deltas must be >= 0 (sort the coordinates first)")
     if not (isinstance(jitter, (int, float)) and math.isfinite(jitter) and jitter >= 0):
         raise ValueError(f"jitter must be a finite number >= 0, got {jitter!r}")
-    F = sde.F.to(deltas)
     Pinf = sde.Pinf.to(deltas)
-    d = F.shape[0]
-    A1 = torch.linalg.matrix_exp(F * deltas[..., None, None])
-    Q_sub = Pinf - A1 @ Pinf @ A1.transpose(-1, -2)
-    rate = float(torch.linalg.matrix_norm(F, ord=2))
-    small = (deltas * rate < 1.0)[..., None, None]
-    block = torch.zeros(2 * d, 2 * d, dtype=F.dtype, device=F.device)
-    block[:d, :d] = -F
-    block[:d, d:] = sde.Qc * (sde.L.to(deltas) @ sde.L.to(deltas).T)
-    block[d:, d:] = F.T
-    # Clamp Δ in the block exponential to where it is used (exp(λΔ) in the -F block would overflow otherwise).
-    E = torch.linalg.matrix_exp(block * torch.where(small[..., 0, 0], deltas, 0.0)[..., None, None])
-    Q_vl = E[..., d:, d:].transpose(-1, -2) @ E[..., :d, d:]
-    Q1 = torch.where(small, Q_vl, Q_sub)
-    Q1 = 0.5 * (Q1 + Q1.transpose(-1, -2)) + jitter * Pinf
+    A1, Q1 = _transitions(sde.F.to(deltas), Pinf, deltas.new_tensor(sde.Qc), deltas)
+    Q1 = Q1 + jitter * Pinf
     eye = torch.eye(n_components, dtype=deltas.dtype, device=deltas.device)
     return _kron_eye(A1, eye), _kron_eye(Q1, eye)
+
+
+def _transitions(F: torch.Tensor, Pinf: torch.Tensor, qc: torch.Tensor,
+                 deltas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A(Δ), Q(Δ) of :func:`discretize` for one component, in closed form.
+
+    F's characteristic polynomial is (x + λ)^d, so N = F + λI is nilpotent and A = e^{-λΔ} Σ_{k<d} N^k Δ^k / k!
+    exactly. With e^{Fs} L = e^{-λs} Σ_k c_k s^k (c_k = N^k L / k!), Q = Qc Σ_{j,k} c_j c_kᵀ ∫_0^Δ s^{j+k}
+    e^{-2λs} ds, and each integral is m! / (2λ)^{m+1} · P(m + 1, 2λΔ) with P the regularised lower incomplete
+    gamma function: no subtraction of nearly equal terms, so Q keeps its digits at Δ → 0 (where Q ~ Δ^{2d-1}
+    and P∞ - A P∞ Aᵀ has none left). F, P∞ (*G, d, d) and Qc (*G,) may carry a batch of hyperparameters,
+    broadcast against the gaps: deltas (n,) gives (*G, n, d, d).
+    """
+    d = F.shape[-1]
+    eye = torch.eye(d, dtype=F.dtype, device=F.device)
+    lam = -torch.diagonal(F, dim1=-2, dim2=-1).sum(-1) / d            # F's only eigenvalue is -λ
+    nil = F + lam[..., None, None] * eye
+    powers = [eye.expand_as(F)]
+    for _ in range(d - 1):
+        powers.append(powers[-1] @ nil)
+    lam = lam[..., None]                                                # (*G, 1) against deltas (n,)
+    decay = torch.exp(-lam * deltas)[..., None, None]
+    A = decay * sum(pk[..., None, :, :] * (deltas**k / math.factorial(k))[..., None, None]
+                    for k, pk in enumerate(powers))
+    c = [pk[..., :, -1] / math.factorial(k) for k, pk in enumerate(powers)]     # N^k L / k!, L = e_d
+    Q = torch.zeros_like(A)
+    for j in range(d):
+        for k in range(d):
+            m = j + k
+            integral = math.factorial(m) / (2.0 * lam) ** (m + 1) * torch.special.gammainc(
+                torch.tensor(m + 1.0, dtype=F.dtype, device=F.device), 2.0 * lam * deltas)
+            Q = Q + (c[j][..., :, None] * c[k][..., None, :])[..., None, :, :] * integral[..., None, None]
+    Q = qc[..., None, None, None] * Q
+    return A, 0.5 * (Q + Q.transpose(-1, -2))
 
 
 def stationary_cov(sde: MaternSDE, n_components: int = 1, like: torch.Tensor | None = None) -> torch.Tensor:
@@ -173,13 +195,15 @@ def _kron_eye(block: torch.Tensor, eye: torch.Tensor) -> torch.Tensor:
 class SmootherResult(Result):
     """Smoothed marginals of the observed block u = H s at every chain position.
 
-    Shapes: mean (..., S, r), cov (..., S, r, r); state_mean (..., S, D), state_cov (..., S, D, D).
+    Shapes: mean (..., S, r), cov (..., S, r, r); state_mean (..., S, D), state_cov (..., S, D, D); gain
+    (..., S-1, D, D) the RTS gains G_j, so that Cov(s_j, s_{j+1} | data) = G_j state_cov[j+1].
     """
 
     mean: torch.Tensor
     cov: torch.Tensor
     state_mean: torch.Tensor
     state_cov: torch.Tensor
+    gain: torch.Tensor | None = None
 
 
 def _sym(x: torch.Tensor) -> torch.Tensor:
@@ -238,7 +262,7 @@ def kalman_rts(A: torch.Tensor, Q: torch.Tensor, P0: torch.Tensor, precision: to
         m = m + (P[..., :, :r] @ (eta - (lam @ m[..., :r, None])[..., 0])[..., None])[..., 0]
         filt_m.append(m)
         filt_P.append(P)
-    sm_m, sm_P = [filt_m[-1]], [filt_P[-1]]
+    sm_m, sm_P, gains = [filt_m[-1]], [filt_P[-1]], []
     for j in range(S - 2, -1, -1):
         Aj = A[..., j, :, :]
         Pp = pred_P[j + 1]
@@ -247,9 +271,11 @@ def kalman_rts(A: torch.Tensor, Q: torch.Tensor, P0: torch.Tensor, precision: to
         Ps = _sym(filt_P[j] + G @ (sm_P[-1] - Pp) @ G.transpose(-1, -2))
         sm_m.append(ms)
         sm_P.append(Ps)
+        gains.append(G)
     state_mean = torch.stack(sm_m[::-1], dim=-2)
     state_cov = torch.stack(sm_P[::-1], dim=-3)
-    return SmootherResult(state_mean[..., :r], state_cov[..., :r, :r], state_mean, state_cov)
+    gain = torch.stack(gains[::-1], dim=-3) if gains else A.new_zeros(*batch, 0, D, D)
+    return SmootherResult(state_mean[..., :r], state_cov[..., :r, :r], state_mean, state_cov, gain)
 
 
 def _pad_cols(x: torch.Tensor, D: int) -> torch.Tensor:
@@ -369,15 +395,15 @@ def kalman_rts_parallel(A: torch.Tensor, Q: torch.Tensor, P0: torch.Tensor, prec
     Pf, mf = fP[..., :-1, :, :], fm[..., :-1, :, :]
     Ak = A.expand(*batch, S - 1, D, D)
     pred = _sym(Ak @ Pf @ Ak.transpose(-1, -2) + Q.expand(*batch, S - 1, D, D))
-    E = torch.linalg.solve(pred, Ak @ Pf).transpose(-1, -2)
-    g = mf - E @ (Ak @ mf)
-    L = _sym(Pf - E @ Ak @ Pf)
-    E = torch.cat([E, torch.zeros_like(E[..., :1, :, :])], dim=-3)
+    gain = torch.linalg.solve(pred, Ak @ Pf).transpose(-1, -2)
+    g = mf - gain @ (Ak @ mf)
+    L = _sym(Pf - gain @ Ak @ Pf)
+    E = torch.cat([gain, torch.zeros_like(gain[..., :1, :, :])], dim=-3)
     g = torch.cat([g, fm[..., -1:, :, :]], dim=-3)
     L = torch.cat([L, fP[..., -1:, :, :]], dim=-3)
     _, sm, sP = _scan((E, g, L), _smooth_combine, reverse=True)
     sm = sm[..., 0]
-    return SmootherResult(sm[..., :r], sP[..., :r, :r], sm, sP)
+    return SmootherResult(sm[..., :r], sP[..., :r, :r], sm, sP, gain)
 
 
 def gp_smoother(coords: torch.Tensor, precision: torch.Tensor, shift: torch.Tensor, kernel: str = "matern32",
@@ -397,14 +423,114 @@ def gp_smoother(coords: torch.Tensor, precision: torch.Tensor, shift: torch.Tens
     """
     if coords.ndim != 1 or coords.shape[0] != precision.shape[-3]:
         raise ValueError(f"coords must have shape ({precision.shape[-3]},), got {tuple(coords.shape)}")
+    if method not in ("parallel", "sequential"):
+        raise ValueError(f"method must be 'parallel' or 'sequential', got {method!r}")
+    if not (isinstance(jitter, (int, float)) and math.isfinite(jitter) and jitter >= 0):
+        raise ValueError(f"jitter must be a finite number >= 0, got {jitter!r}")
     r = precision.shape[-1]
-    sde = matern_sde(kernel, lengthscale, variance, dtype=coords.dtype, device=coords.device)
-    A, Q = discretize(sde, torch.diff(coords), r, jitter)
-    if method == "parallel":
-        return kalman_rts_parallel(A, Q, stationary_cov(sde, r), precision, shift)
-    if method == "sequential":
-        return kalman_rts(A, Q, stationary_cov(sde, r), precision, shift)
-    raise ValueError(f"method must be 'parallel' or 'sequential', got {method!r}")
+    F, Pinf, qc = _hyperparameter_sdes(kernel, lengthscale, variance, coords)
+    A, Q = _transitions(F, Pinf, qc, torch.diff(coords))
+    eye = torch.eye(r, dtype=coords.dtype, device=coords.device)
+    A, Q, P0 = _kron_eye(A, eye), _kron_eye(Q + jitter * Pinf[..., None, :, :], eye), _kron_eye(Pinf, eye)
+    smoother = kalman_rts_parallel if method == "parallel" else kalman_rts
+    return smoother(A, Q, P0, precision, shift)
+
+
+def _hyperparameter_sdes(kernel: str, lengthscale, variance, like: torch.Tensor):
+    """F, P∞ (d, d) and Qc () for floats; for 1-D tensors of G hyperparameter pairs, a leading batch (G,)."""
+    if isinstance(lengthscale, torch.Tensor) or isinstance(variance, torch.Tensor):
+        ell = torch.as_tensor(lengthscale, dtype=like.dtype, device=like.device)
+        var = torch.as_tensor(variance, dtype=like.dtype, device=like.device)
+        if ell.ndim != 1 or ell.shape != var.shape:
+            raise ValueError(f"batched lengthscale and variance must be 1-D of one length, got {tuple(ell.shape)} "
+                             f"and {tuple(var.shape)}")
+        if not bool(torch.isfinite(ell).all() & torch.isfinite(var).all() & (ell > 0).all() & (var > 0).all()):
+            raise ValueError("lengthscale and variance must be positive finite numbers")
+        order = _check_kernel(kernel)
+        sdes = [_sde_tensors(order, e, v) for e, v in zip(ell, var)]
+        return (torch.stack([f for f, _, _ in sdes]), torch.stack([p for _, p, _ in sdes]),
+                torch.stack([q for _, _, q in sdes]))
+    sde = matern_sde(kernel, lengthscale, variance, dtype=like.dtype, device=like.device)
+    return sde.F, sde.Pinf, like.new_tensor(sde.Qc)
+
+
+def gp_predict(coords: torch.Tensor, smoothed: SmootherResult, points: torch.Tensor, kernel: str = "matern32",
+               lengthscale: float | torch.Tensor = 1.0, variance: float | torch.Tensor = 1.0,
+               budget: int = 2**19) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior mean (..., n, r) and covariance (..., n, r, r) of u at ``points`` from a smoother run on
+    ``coords`` only.
+
+    A point between training coordinates t_i < t <= t_{i+1} depends on the data only through the two states
+    around it (the chain is Markov), so u(t) follows from the GP bridge s(t) | s_i, s_{i+1} and the smoothed
+    joint of (s_i, s_{i+1}) (cross-covariance G_i P^s_{i+1}); beyond the last coordinate from s(t) | s_S; before
+    the first from the time-reversed stationary prior. The same answer as smoothing the union of ``coords`` and
+    ``points`` with zero messages at the new points (see the tests), without a smoother pass over n + S states:
+    one vectorised step per point, in chunks of at most ``budget`` matrix entries.
+
+    Args:
+        coords: sorted training coordinates, shape (S,); ``smoothed`` is :func:`gp_smoother`'s result on them
+            with the same kernel and hyperparameters (1-D tensors of G pairs give a leading batch (G,)).
+        points: where to predict, shape (n,), anywhere on the real line.
+    """
+    if smoothed.gain is None:
+        raise ValueError("gp_predict needs a SmootherResult with its RTS gains (gp_smoother gives one)")
+    D, r = smoothed.state_mean.shape[-1], smoothed.mean.shape[-1]
+    F, Pinf, qc = _hyperparameter_sdes(kernel, lengthscale, variance, coords)
+    batch = smoothed.state_mean.shape[:-2]
+    chunk = max(1, budget // (max(1, math.prod(batch)) * D * D))
+    parts = [_bridge(coords, smoothed, points[j:j + chunk], F, Pinf, qc, r) for j in range(0, points.shape[0], chunk)]
+    if not parts:
+        return points.new_zeros(*batch, 0, r), points.new_zeros(*batch, 0, r, r)
+    return torch.cat([p[0] for p in parts], dim=-2), torch.cat([p[1] for p in parts], dim=-3)
+
+
+def _bridge(coords, smoothed, points, F, Pinf1, qc, r):
+    S = coords.shape[0]
+    eye = torch.eye(r, dtype=coords.dtype, device=coords.device)
+    m, P, G = smoothed.state_mean, smoothed.state_cov, smoothed.gain
+
+    def transitions(deltas):
+        A, Q = _transitions(F, Pinf1, qc, deltas)
+        return _kron_eye(A, eye), _kron_eye(Q, eye)
+
+    def vec(M, x):
+        return (M @ x[..., None])[..., 0]
+
+    def sandwich(B, C):
+        return B @ C @ B.transpose(-1, -2)
+
+    D = m.shape[-1]
+    mean = m.new_zeros(*m.shape[:-2], points.shape[0], D)
+    cov = m.new_zeros(*m.shape[:-2], points.shape[0], D, D)
+    left = torch.searchsorted(coords, points.contiguous(), right=True) - 1   # last coordinate <= t, or -1
+    after, before = left >= S - 1, left < 0
+    if bool(after.any()):                                       # s(t) | s_S ~ N(A s_S, Q)
+        A, Q = transitions(points[after] - coords[-1])
+        mean[..., after, :] = vec(A, m[..., -1:, :])
+        cov[..., after, :, :] = _sym(sandwich(A, P[..., -1:, :, :]) + Q)
+    if bool(before.any()):
+        # s(t) ~ N(0, P∞) and s_1 | s(t) ~ N(A s(t), Q): s(t) | s_1 = N(R s_1, P∞ - R A P∞), R = P∞ Aᵀ P∞⁻¹
+        A, _ = transitions(coords[0] - points[before])
+        Pinf = _kron_eye(Pinf1, eye)[..., None, :, :]
+        R = torch.linalg.solve(Pinf, A @ Pinf).transpose(-1, -2)
+        mean[..., before, :] = vec(R, m[..., :1, :])
+        cov[..., before, :, :] = _sym(Pinf - R @ A @ Pinf + sandwich(R, P[..., :1, :, :]))
+    inside = ~(after | before)
+    if bool(inside.any()):
+        i = left[inside]
+        t = points[inside]
+        A1, Q1 = transitions(t - coords[i])                     # s(t) | s_i
+        A2, Q2 = transitions(coords[i + 1] - t)                 # s_{i+1} | s(t)
+        # condition N(A1 s_i, Q1) on s_{i+1} = A2 s(t) + w; Var(s_{i+1} | s_i) = A2 Q1 A2ᵀ + Q2 (a gap > 0: SPD)
+        total = _sym(sandwich(A2, Q1) + Q2)
+        K = torch.linalg.solve(total, A2 @ Q1).transpose(-1, -2)
+        B_left = A1 - K @ A2 @ A1
+        cross = G[..., i, :, :] @ P[..., i + 1, :, :]          # Cov(s_i, s_{i+1} | data)
+        mixed = B_left @ cross @ K.transpose(-1, -2)
+        mean[..., inside, :] = vec(B_left, m[..., i, :]) + vec(K, m[..., i + 1, :])
+        cov[..., inside, :, :] = _sym(Q1 - K @ A2 @ Q1 + sandwich(B_left, P[..., i, :, :])
+                                      + sandwich(K, P[..., i + 1, :, :]) + mixed + mixed.transpose(-1, -2))
+    return mean[..., :r], cov[..., :r, :r]
 
 
 def dense_gp_posterior(coords: torch.Tensor, precision: torch.Tensor, shift: torch.Tensor,

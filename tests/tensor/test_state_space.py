@@ -14,6 +14,7 @@ from sciml.tensor.state_space import (
     dense_gp_posterior,
     discretize,
     fit_hyperparameters,
+    gp_predict,
     gp_smoother,
     kalman_rts,
     log_evidence,
@@ -206,3 +207,59 @@ def test_log_evidence_equals_gaussian_marginal_likelihood(kernel, gen):
     # Type-II ML moves towards the data-generating scale: better evidence than the start, finite values.
     ell, var, best = fit_hyperparameters(x, lam, (y / s2)[:, None], kernel, 0.05, 5.0)
     assert best > float(log_evidence(x, lam, (y / s2)[:, None], kernel, 0.05, 5.0)) and 0.05 < ell < 5
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_closed_form_transitions_match_van_loan(kernel):
+    # Independent oracle: scipy's expm of F Δ, and for Q Van Loan's block [[-F, L Qc Lᵀ], [0, Fᵀ]] Δ, whose
+    # top-right block is A⁻¹ Q, where λΔ < 1 (beyond it e^{λΔ} in the block costs the reference its digits), and
+    # P∞ - A P∞ Aᵀ beyond (no cancellation once Q is of the order of P∞).
+    sde = matern_sde(kernel, 0.37, 1.7)
+    F, L = sde.F.numpy(), sde.L.numpy()
+    d = F.shape[0]
+    deltas = torch.tensor([1e-3, 0.02, 0.1, 0.37, 1.0, 2.0], dtype=torch.float64)
+    A, Q = discretize(sde, deltas)
+    for j, delta in enumerate(deltas.tolist()):
+        block = np.block([[-F, sde.Qc * L @ L.T], [np.zeros((d, d)), F.T]]) * delta
+        E = scipy.linalg.expm(block)
+        A_ref = scipy.linalg.expm(F * delta)
+        np.testing.assert_allclose(A[j].numpy(), A_ref, rtol=1e-11, atol=1e-13)
+        lam_delta = -np.trace(F) / d * delta
+        Pinf = sde.Pinf.numpy()
+        Q_ref = A_ref @ E[:d, d:] if lam_delta < 1 else Pinf - A_ref @ Pinf @ A_ref.T
+        np.testing.assert_allclose(Q[j].numpy(), Q_ref, rtol=1e-8, atol=1e-13)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_gp_predict_equals_smoothing_the_union(kernel, gen):
+    # Prediction from the training chain by GP bridges must equal the dense GP posterior over training and new
+    # coordinates together (zero information at the new ones): points before, between, on and beyond the
+    # training coordinates, for two hyperparameter pairs at once (a batch) and one by one.
+    S, r = 15, 2
+    x = torch.sort(torch.rand(S, dtype=torch.float64, generator=gen))[0]
+    B = torch.randn(S, r, r, dtype=torch.float64, generator=gen)
+    lam, eta = B @ B.transpose(-1, -2) + 0.1 * torch.eye(r, dtype=torch.float64), torch.randn(S, r, dtype=torch.float64,
+                                                                                               generator=gen)
+    points = torch.cat([torch.tensor([-0.4, x[0].item(), x[3].item(), x[-1].item(), 1.3], dtype=torch.float64),
+                        torch.rand(20, dtype=torch.float64, generator=gen) * 1.4 - 0.2])
+    ells, variances = torch.tensor([0.3, 0.8], dtype=torch.float64), torch.tensor([1.7, 0.6], dtype=torch.float64)
+    batched = gp_predict(x, gp_smoother(x, lam, eta, kernel, ells, variances), points, kernel, ells, variances,
+                         budget=64)                      # chunks of a few points: the chunking is exercised too
+    for g in range(2):
+        ell, var = float(ells[g]), float(variances[g])
+        union, inverse = torch.unique(torch.cat([x, points]), sorted=True, return_inverse=True)
+        prec = torch.zeros(union.shape[0], r, r, dtype=torch.float64)
+        shift = torch.zeros(union.shape[0], r, dtype=torch.float64)
+        prec[inverse[:S]], shift[inverse[:S]] = lam, eta
+        mean, cov = _dense_reference(union, prec, shift, kernel, ell, var)
+        mean, cov = mean[inverse[S:]], cov[inverse[S:]]
+        for method in ("parallel", "sequential"):
+            one = gp_predict(x, gp_smoother(x, lam, eta, kernel, ell, var, method=method), points, kernel, ell, var)
+            torch.testing.assert_close(one[0], mean, rtol=1e-7, atol=1e-8)
+            torch.testing.assert_close(one[1], cov, rtol=1e-7, atol=1e-8)
+        torch.testing.assert_close(batched[0][g], mean, rtol=1e-7, atol=1e-8)
+        torch.testing.assert_close(batched[1][g], cov, rtol=1e-7, atol=1e-8)
+    with pytest.raises(ValueError, match="1-D of one length"):
+        gp_smoother(x, lam, eta, kernel, ells, variances[:1])
+    with pytest.raises(ValueError, match="positive"):
+        gp_smoother(x, lam, eta, kernel, -ells, variances)
