@@ -23,7 +23,6 @@ from sciml.tensor import (
     bin_observations,
     fit_gp_regression,
     masked_tucker_als,
-    prior_draw_tensor,
     ptucker_als,
     spatiotemporal_tensor,
     tensorly_masked_tucker,
@@ -153,43 +152,6 @@ def benchmark(cfg: Config, ctx: RunContext) -> tuple[dict[str, float], dict]:
             add("gp", _errors(mean, d) | {"seconds": time.perf_counter() - t0,
                                           "coverage95": _covers(d.test_values, mean, var)})
     return aggregate(runs, ctx), keep
-
-
-def well_specified_calibration(n_obs: int, seeds: int, ctx: RunContext, n_iter: int = 100,
-                               seed_offset: int = 3000, learn: bool = True,
-                               gibbs: FunBaTGibbs | None = None) -> dict[str, float]:
-    """95%-band coverage when the data are a draw from FunBaT's own prior (``prior_draw_tensor``), R = 2.
-
-    The check that the posterior, not the model, is calibrated: under a correct model the expected coverage over
-    draws is 0.95. Per draw the extrapolated coverage is far from a binomial proportion (all 2,000 points share
-    the same three time-factor paths on [1, 1.3]), so it swings between ~0.65 and 1.0 and needs many draws.
-    Fits use the defaults (learned ℓ/σ², 5 restarts), started from the default ℓ = 0.3 (also the truth's);
-    ``learn=False`` fixes ℓ and σ² at the generating values and keeps y in its units (the exactly specified model:
-    standardising y would rescale the prior by 1 / sd(y)). With ``gibbs`` the same fit is also refined by the Gibbs
-    sampler (``gibbs_*`` keys): hyperparameters sampled after a learned fit, fixed at the generating values
-    otherwise.
-    """
-    runs: list[dict[str, float]] = []
-    if gibbs is not None:
-        gibbs = dataclasses.replace(gibbs, hyperparameters="sample" if learn else "fixed")
-    for seed in ctx.progress(range(seeds), total=seeds, desc=f"well-specified N={n_obs}"):
-        d = prior_draw_tensor(n_obs, generator=ctx.make_generator(seed_offset + seed, "cpu"))
-        exact = {} if learn else {"learn": (), "standardize": False}
-        res = FunBaT(ranks=2, **exact).fit(d.train_coords, d.train_values, n_iter=n_iter,
-                                           generator=ctx.make_generator(seed, "cpu"), on_failure="ignore")
-        runs.append(_prior_coverage(res, d) | {"converged": float(res.status.label == "converged")})
-        if gibbs is not None:
-            post = gibbs.sample(res, d.train_coords, d.train_values, generator=ctx.make_generator(7000 + seed, "cpu"),
-                                on_failure="ignore")
-            runs[-1] |= {f"gibbs_{k}": v for k, v in _prior_coverage(post, d).items()}
-            runs[-1]["gibbs_converged"] = float(post.status.label == "converged")
-    return aggregate({"well_specified": runs}, ctx)
-
-
-def _prior_coverage(res, d) -> dict[str, float]:
-    return {"latent": _covers(d.test_truth, *res.predict(d.test_coords, include_noise=False)),
-            "noisy": _covers(d.test_values, *res.predict(d.test_coords)),
-            "extrap_latent": _covers(d.extrap_truth, *res.predict(d.extrap_coords, include_noise=False))}
 
 
 def aggregate(runs: dict[str, list[dict[str, float]]], ctx: RunContext) -> dict[str, float]:

@@ -83,11 +83,14 @@ def spatiotemporal_tensor(n_obs: int = 8000, grid_sizes: tuple[int, int, int] = 
 class PriorDrawTensor(SyntheticTensor):
     """A :class:`SyntheticTensor` whose truth is a draw from FunBaT's own prior, with truth at extrapolated points.
 
-    Shapes: extrap_coords (n_extrap, K), extrap_truth (n_extrap,).
+    Shapes: extrap_coords (n_extrap, K), extrap_truth (n_extrap,); factors[k] (S_k, R) the drawn factor values at
+    grids[k] and core (R, ..., R): the truth itself, e.g. to start a sampler at an exact posterior draw.
     """
 
     extrap_coords: torch.Tensor
     extrap_truth: torch.Tensor
+    factors: tuple[torch.Tensor, ...] = ()
+    core: torch.Tensor | None = None
 
 
 def prior_draw_tensor(n_obs: int = 8000, grid_sizes: tuple[int, ...] = (30, 30, 100), rank: int = 2,
@@ -128,7 +131,8 @@ def prior_draw_tensor(n_obs: int = 8000, grid_sizes: tuple[int, ...] = (30, 30, 
     values = truth + noise_std * torch.randn(n_obs, generator=generator, **kw)
     split = _split(coords, values, truth, grids, noise_std, test_fraction, generator)
     return PriorDrawTensor(**{f.name: getattr(split, f.name) for f in dataclasses.fields(split)},
-                           extrap_coords=extrap, extrap_truth=extrap_truth)
+                           extrap_coords=extrap, extrap_truth=extrap_truth,
+                           factors=tuple(u[:g.shape[0]] for u, g in zip(factors, grids)), core=core)
 
 
 def _tucker_eval(core: torch.Tensor, rows: list[torch.Tensor]) -> torch.Tensor:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -92,8 +93,16 @@ class FunBaTGibbs(Config):
             raise ValueError(f"lengthscale_span and min_ess must be > 0, got {self.lengthscale_span}, {self.min_ess}")
 
     def sample(self, start: FunBaTResult, coords: torch.Tensor, values: torch.Tensor,
-               generator: torch.Generator | None = None, on_failure: str = "warn") -> FunBaTSamples:
-        """Run the chain from ``start`` (a fit of the same ``coords``/``values``) and keep ``n_samples`` draws."""
+               generator: torch.Generator | None = None, on_failure: str = "warn",
+               initial: tuple[Sequence[torch.Tensor], torch.Tensor] | None = None) -> FunBaTSamples:
+        """Run the chain from ``start`` (a fit of the same ``coords``/``values``) and keep ``n_samples`` draws.
+
+        ``initial`` = (factor values at ``start.grids[k]``, shape (S_k, r_k), core), in the data's units, starts
+        the chain there instead of at the fit's means. Started at the truth of a draw from the model's prior
+        (an exact posterior draw), a chain whose moves leave the posterior invariant covers at the nominal level
+        on average from its first sweep on, mixed or not: the check that separates the sampler's kernel from its
+        mixing (``experiments/tensor_funbat_calibration.py``, ``truth_start``).
+        """
         model = start.model
         if model.variant == "cp" and self.hyperparameters == "sample":
             raise ValueError("hyperparameters='sample' needs the Tucker variant: with the CP variant's fixed core "
@@ -108,8 +117,20 @@ class FunBaTGibbs(Config):
                 raise ValueError(f"mode {k} has {g.shape[0]} distinct coordinates x rank {r} = {g.shape[0] * r} "
                                  f"states, above max_states={self.max_states} (dense cost grows as the cube); "
                                  f"round the coordinates (FunBaT(round_decimals=...)) or raise max_states")
+        if initial is not None:
+            factors, core = initial
+            if len(factors) != len(start.grids) or any(
+                    tuple(u.shape) != (g.shape[0], r) for u, g, r in zip(factors, start.grids, data.ranks)) \
+                    or tuple(core.shape) != tuple(start.core_mean.shape):
+                raise ValueError(f"initial needs factor values of shapes "
+                                 f"{[(g.shape[0], r) for g, r in zip(start.grids, data.ranks)]} (the fit's distinct "
+                                 f"coordinates x rank) and a core of shape {tuple(start.core_mean.shape)}")
+            if not all(bool(torch.isfinite(t).all()) for t in (*factors, core)):
+                raise ValueError("initial holds non-finite values")
+            # the fit works on y / y_scale, so the same f needs the core divided by it
+            initial = ([u.to(start.core_mean) for u in factors], core.to(start.core_mean) / start.y_scale)
         check_generator(generator, coords.device)
-        return _run_chain(self, start, data, generator, on_failure)
+        return _run_chain(self, start, data, generator, on_failure, initial)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -306,7 +327,8 @@ def split_rhat(trace: torch.Tensor) -> float:
     return float((pooled / within).sqrt())
 
 
-def _run_chain(cfg: FunBaTGibbs, start: FunBaTResult, data, generator, on_failure: str) -> FunBaTSamples:
+def _run_chain(cfg: FunBaTGibbs, start: FunBaTResult, data, generator, on_failure: str,
+               initial: tuple[list[torch.Tensor], torch.Tensor] | None) -> FunBaTSamples:
     model = start.model
     K, N, y = len(data.grids), data.y.shape[0], data.y
     kw = {"dtype": y.dtype, "device": y.device}
@@ -330,9 +352,9 @@ def _run_chain(cfg: FunBaTGibbs, start: FunBaTResult, data, generator, on_failur
     ell_index = [int(torch.argmin((e - start.lengthscales[k]).abs())) for k, e in enumerate(ell_grids)]
     variances = list(start.variances)
 
-    # start at the fit's posterior means
-    factors = [m.clone() for m in start.factor_mean]
-    core = start.core_mean.clone()
+    # start at the fit's posterior means, or at the given state
+    factors = [m.clone() for m in (start.factor_mean if initial is None else initial[0])]
+    core = (start.core_mean if initial is None else initial[1]).clone()
     tau = start.tau_shape / start.tau_rate
     a_tau = model.a0 + 0.5 * N
     monitor = torch.linspace(0, N - 1, min(N, 32), device=y.device).round().long()

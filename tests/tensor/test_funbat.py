@@ -17,8 +17,7 @@ from sciml.tensor import (
     prior_draw_tensor,
     spatiotemporal_tensor,
 )
-
-
+from sciml.tensor.state_space import matern_kernel
 
 
 def _rmse(a, b):
@@ -288,6 +287,13 @@ def test_prior_draw_tensor_is_the_model_it_claims():
     assert 0.08 < float(noise.std()) < 0.12
     for k, grid in enumerate(d.grids):
         assert torch.isin(d.train_coords[:, k], grid).all()
+    rows = [u[torch.searchsorted(g, d.train_coords[:, k].contiguous())] for k, (u, g) in enumerate(zip(d.factors, d.grids))]
+    assert torch.allclose(torch.einsum("abc,na,nb,nc->n", d.core, *rows), d.train_truth, atol=1e-12)
+    # whitened by the Matérn-3/2 (ℓ = 0.3) Gram of their coordinates, the factor values are 106 i.i.d. N(0, 1)
+    white = torch.cat([torch.linalg.solve_triangular(torch.linalg.cholesky(
+        matern_kernel(g[:, None] - g[None, :], "matern32", 0.3, 1.0) + 1e-9 * torch.eye(g.shape[0], dtype=g.dtype)),
+        u, upper=False) for u, g in zip(d.factors, d.grids)]).reshape(-1)
+    assert abs(float(white.mean())) < 0.35 and 0.6 < float(white.var()) < 1.4 and d.core.shape == (2, 2, 2)
     with pytest.raises(ValueError, match="rank"):
         prior_draw_tensor(100, rank=0)
 

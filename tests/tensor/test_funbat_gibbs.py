@@ -183,6 +183,25 @@ def test_sample_mode_runs_reports_and_predicts_in_original_units(small_fit):
         post.interval(d.test_coords, level=1.0)
 
 
+def test_initial_state_is_in_the_data_units(small_fit):
+    # The fit standardises y (y_scale != 1): its own means, handed over in the data's units (core x y_scale),
+    # must give exactly the chain that starts from the fit by default, with the same generator.
+    d, fit = small_fit
+    assert abs(fit.y_scale - 1.0) > 0.05
+    cfg = FunBaTGibbs(n_samples=5, burn_in=0, thin=1, min_ess=1.0)
+    runs = [cfg.sample(fit, d.train_coords, d.train_values, generator=torch.Generator().manual_seed(3),
+                       on_failure="ignore", initial=initial)
+            for initial in (None, (fit.factor_mean, fit.core_mean * fit.y_scale))]
+    assert torch.allclose(runs[0].core, runs[1].core, rtol=1e-10, atol=1e-12)
+    far = cfg.sample(fit, d.train_coords, d.train_values, generator=torch.Generator().manual_seed(3),
+                     on_failure="ignore", initial=(fit.factor_mean, 10 * fit.core_mean))
+    assert not torch.allclose(far.core[0], runs[0].core[0])
+    with pytest.raises(ValueError, match="initial needs"):
+        cfg.sample(fit, d.train_coords, d.train_values, initial=(fit.factor_mean[:2], fit.core_mean))
+    with pytest.raises(ValueError, match="non-finite"):
+        cfg.sample(fit, d.train_coords, d.train_values, initial=(fit.factor_mean, fit.core_mean * math.nan))
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"n_samples": 0}, "n_samples"), ({"burn_in": -1}, "burn_in"), ({"hyperparameters": "map"}, "hyperparameters"),
     ({"lengthscale_span": 0.0}, "lengthscale_span"), ({"thin": 1.5}, "thin"),
